@@ -1,0 +1,1 @@
+"""Cloud handlers: example company servers and the grid operator's outage pipeline."""

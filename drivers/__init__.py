@@ -1,0 +1,1 @@
+"""Hardware drivers and their protocol-level emulators."""

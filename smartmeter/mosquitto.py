@@ -1,0 +1,110 @@
+"""Start a private Mosquitto on a loopback port: for the demo, the tests and the benchmarks.
+
+On a Pi the meter talks to the utility's broker; this is only the local, embedded default.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_mosquitto() -> str:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+
+
+@dataclass
+class LocalMosquitto:
+    """A real Mosquitto broker bound to 127.0.0.1 on a free port.
+
+    ``users`` maps user name to password; when given, anonymous access is refused.
+    """
+
+    port: int = 0
+    users: dict[str, str] = field(default_factory=dict)
+    workdir: Path | None = None
+    proc: subprocess.Popen | None = None
+
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    def start(self) -> "LocalMosquitto":
+        self.port = self.port or free_port()
+        self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="mosquitto-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence false",
+            "max_queued_messages 0",  # unlimited: the meter's outbox is the real queue
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if self.users:
+            pwfile = self.workdir / "passwd"
+            pwfile.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    [shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd", "-b", str(pwfile), user, password],
+                    check=True,
+                    capture_output=True,
+                )
+            os.chmod(pwfile, 0o600)
+            conf += ["allow_anonymous false", f"password_file {pwfile}"]
+        else:
+            conf.append("allow_anonymous true")
+        conf_path = self.workdir / "mosquitto.conf"
+        conf_path.write_text("\n".join(conf) + "\n")
+        self.log = open(self.workdir / "mosquitto.log", "wb")
+        self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf_path)], stdout=self.log, stderr=self.log)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port (a broker outage and its end)."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "LocalMosquitto":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

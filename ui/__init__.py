@@ -1,0 +1,1 @@
+"""Kivy touch UI (Fig. 9 panels, Fig. 7 display)."""
