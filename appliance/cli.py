@@ -1,0 +1,190 @@
+"""``smartmeter appliance contract|status|readings``: the household's and installer's local commands.
+
+They work on the meter's store directly (SQLite is safe to share with the running service), and
+a contract change goes through :func:`appliance.intake.accept_change`, the same path as a card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import datetime
+
+from .clock import JST, SystemClock, iso
+from .config import MeterConfig, load_config, parse_duration
+from .datatypes import DataType, UnknownDataType, parse_data_types
+from .domain import Action, Company, ContractChange, Role
+from .errors import ChangeRejected, ConfigError
+from .intake import accept_change, cancel_change
+from .schedule import describe, parse_switch_text
+from .sending import Sender
+from .store import Store
+
+DEFAULT_CONFIG = "/etc/smartmeter/meter.toml"
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=os.environ.get("SMARTMETER_CONFIG", DEFAULT_CONFIG),
+                   help="the meter's TOML config (default: $SMARTMETER_CONFIG or %(default)s)")
+
+
+def open_store(args: argparse.Namespace) -> tuple[MeterConfig, Store]:
+    cfg = load_config(args.config)
+    return cfg, Store(cfg.meter.store)
+
+
+def register(groups) -> None:
+    app = groups["appliance"]
+    contract = app.add_parser("contract", help="view and change the contract data (56A/56B/56C)",
+                              description="Contract data: list what is in force and pending, and store changes.")
+    sub = contract.add_subparsers(dest="contract_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="contracts in force, pending changes, who receives which data")
+    add_config_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    examples = ("examples:\n"
+                "  smartmeter appliance contract add --kind supply --company TEPCO-EP --name '東京電力EP' \\\n"
+                "      --data-types time,power,energy --switch immediate\n"
+                "  smartmeter appliance contract add --kind supply --company ENEOS-P --data-types time,energy \\\n"
+                "      --switch weekly:fri@18:00\n"
+                "  smartmeter appliance contract add --kind data --company HEMS-LAB --data-types time,power \\\n"
+                "      --switch 2026-12-01T00:00+09:00 --send-interval 1d")
+    p = sub.add_parser("add", help="store a new contract (supply or data) with its switch time",
+                       epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _change_args(p, data_types=True, menu=True)
+    p.set_defaults(func=cmd_change, action=Action.CONTRACT)
+
+    p = sub.add_parser("abolish", help="end a contract (契約廃止) at the switch time")
+    _change_args(p)
+    p.set_defaults(func=cmd_change, action=Action.ABOLISH)
+
+    p = sub.add_parser("menu", help="change the tariff menu of a contract in force")
+    _change_args(p, menu=True)
+    p.set_defaults(func=cmd_change, action=Action.MENU)
+
+    p = sub.add_parser("cancel", help="cancel a pending change by its id")
+    add_config_arg(p)
+    p.add_argument("change_id", type=int)
+    p.set_defaults(func=cmd_cancel)
+
+    p = app.add_parser("status", help="what the meter measured, queued and delivered")
+    add_config_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = app.add_parser("readings", help="stored interval readings as JSON lines")
+    add_config_arg(p)
+    p.add_argument("--last", type=int, default=48, help="how many of the newest readings (default 48)")
+    p.set_defaults(func=cmd_readings)
+
+
+def _change_args(p: argparse.ArgumentParser, data_types: bool = False, menu: bool = False) -> None:
+    add_config_arg(p)
+    p.add_argument("--kind", choices=[r.value for r in Role], required=True,
+                   help="supply: the power company; data: a data-utilization company")
+    p.add_argument("--company", required=True, help="company code, e.g. TEPCO-EP")
+    p.add_argument("--name", help="company name shown to the household")
+    p.add_argument("--server", default="", help="the company's server (destination), informational")
+    p.add_argument("--switch", required=True,
+                   help="'immediate', an ISO date-time with offset (2026-12-01T00:00+09:00), "
+                        "or weekly:mon@22:00,fri@07:00 (JST)")
+    if data_types:
+        p.add_argument("--data-types", required=True,
+                       help="comma-separated: " + ",".join(d.value for d in DataType))
+        p.add_argument("--send-interval", help="how often to send, e.g. 30m or 1d (default: the measurement interval)")
+    if menu:
+        p.add_argument("--menu", required=p.prog.endswith("menu"), help="tariff menu code, e.g. 従量電灯B")
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    cfg, store = open_store(args)
+    try:
+        types = parse_data_types(args.data_types) if getattr(args, "data_types", None) else ()
+    except UnknownDataType as exc:
+        raise ChangeRejected(f"--data-types: {exc}") from None
+    send = None
+    if getattr(args, "send_interval", None):
+        try:
+            send = parse_duration(args.send_interval, "--send-interval")
+        except ConfigError as exc:
+            raise ChangeRejected(str(exc)) from None
+    change = ContractChange(
+        kind=Role(args.kind),
+        action=args.action,
+        company=Company(args.company, args.name or args.company, args.server),
+        switch=parse_switch_text(args.switch),
+        data_types=types,
+        menu=getattr(args, "menu", None),
+        send_interval=send,
+        source="cli",
+    )
+    change_id = accept_change(store, Sender(store, cfg.meter.id), change, SystemClock().now(),
+                              cfg.meter.measurement_interval)
+    print(f"stored change #{change_id}: {args.kind} {args.action.value} {args.company} at {describe(change.switch)}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    if not cancel_change(store, args.change_id):
+        raise ChangeRejected(f"change #{args.change_id} is not pending (see 'smartmeter appliance contract list')")
+    print(f"cancelled change #{args.change_id}")
+    return 0
+
+
+def contract_overview(store: Store) -> dict:
+    """Who is in force, what is pending, and who receives which data: for the CLI and the UI."""
+    in_force = [
+        {"role": c.role.value, "company": c.company.code, "name": c.company.name, "server": c.company.server,
+         "data_types": [t.value for t in c.data_types], "menu": c.menu,
+         "send_interval_s": c.send_interval.total_seconds(), "since": iso(c.since) if c.since else None}
+        for c in store.contracts()
+    ]
+    pending = [
+        {"id": ch.id, "kind": ch.kind.value, "action": ch.action.value, "company": ch.company.code,
+         "name": ch.company.name, "switch": describe(ch.switch), "data_types": [t.value for t in ch.data_types],
+         "menu": ch.menu, "source": ch.source,
+         "last_applied": iso(book["last_applied"]) if book["last_applied"] else None}
+        for ch, book in store.changes(("pending",))
+    ]
+    return {"in_force": in_force, "pending": pending}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    view = contract_overview(store)
+    if args.json:
+        print(json.dumps(view, ensure_ascii=False, indent=2))
+        return 0
+    print("In force:")
+    for c in view["in_force"] or [{"role": "-", "company": "(none)", "name": "", "data_types": [], "menu": None}]:
+        menu = f"  menu {c['menu']}" if c.get("menu") else ""
+        print(f"  {c['role']:<6} {c['company']:<16} {c['name']:<16} receives {','.join(c['data_types'])}{menu}")
+    print("Pending changes:")
+    for p in view["pending"] or [{"id": "-", "kind": "", "action": "(none)", "company": "", "switch": ""}]:
+        print(f"  #{p['id']:<4} {p['kind']:<6} {p['action']:<8} {p['company']:<16} at {p['switch']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg, store = open_store(args)
+    last = store.last_reading()
+    status = {
+        "meter_id": cfg.meter.id,
+        "now": iso(datetime.now(JST)),
+        "last_reading": last,
+        "queued": store.outbox_by_company(),
+        "delivered": store.delivered_counts(),
+        "link": store.get_meta("link"),
+    }
+    print(json.dumps(status, ensure_ascii=False, indent=None if args.json else 2))
+    return 0
+
+
+def cmd_readings(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    for r in store.readings()[-args.last:]:
+        print(json.dumps(r, ensure_ascii=False))
+    return 0

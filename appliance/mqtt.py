@@ -1,0 +1,131 @@
+"""The MQTT uplink (paho-mqtt, MQTT 5) to the grid operator's and the companies' broker.
+
+It publishes ``meters/{id}/status`` (retained) with a Last Will ``offline`` delayed by
+``will_delay`` so a short blink does not look like a dead meter, and hands every other message
+to the broker at QoS 1. Commands for the meter arrive on ``meters/{id}/commands``; retained
+commands are ignored (a stale or replayed command must never act).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import topics
+from .clock import Clock, iso
+from .uplink import LinkState
+
+log = logging.getLogger(__name__)
+
+
+class MqttUplink:
+    def __init__(self, meter_id: str, host: str, port: int, clock: Clock, *, username: str | None = None,
+                 password: str | None = None, tls: bool = False, keepalive: int = 30, will_delay: int = 30,
+                 on_command: Callable[[bytes], None] | None = None, client_id: str | None = None) -> None:
+        self.meter_id = meter_id
+        self.host, self.port = host, port
+        self.clock = clock
+        self.on_command = on_command
+        self._state = LinkState(False, f"connecting to {host}:{port}")
+        self._lock = threading.Lock()
+        self._acks: dict[int, Callable[[], None]] = {}
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"meter-{meter_id}",
+                                  protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.keepalive = keepalive
+        will_props = Properties(PacketTypes.WILLMESSAGE)
+        will_props.WillDelayInterval = will_delay
+        self.client.will_set(topics.status(meter_id), self._status_payload("offline"), qos=1, retain=True,
+                             properties=will_props)
+        self.client.max_inflight_messages_set(100)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 0
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True, properties=props)
+        self.client.loop_start()
+
+    def stop(self, final_state: str = "offline") -> None:
+        """Graceful stop: say so on the status topic, then disconnect."""
+        if self._state.connected:
+            info = self.client.publish(topics.status(self.meter_id), self._status_payload(final_state), qos=1,
+                                       retain=True)
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish_status(self, state: str) -> None:
+        """``online`` | ``offline`` | ``power_fail`` (last gasp) | ``power_restored``."""
+        self.client.publish(topics.status(self.meter_id), self._status_payload(state), qos=1, retain=True)
+
+    # -- Uplink -----------------------------------------------------------------------
+    def state(self) -> LinkState:
+        return self._state
+
+    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
+        if not self._state.connected:
+            return False
+        with self._lock:  # the ack can arrive before publish() returns: register under the lock
+            info = self.client.publish(topic, payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                return False
+            # NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting.
+            self._acks[info.mid] = on_ack
+        return True
+
+    # -- paho callbacks (network thread) --------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            detail = f"broker {self.host}:{self.port} refused the connection: {reason_code}"
+            if self._state.detail != detail:
+                log.error("%s (check mqtt.username / mqtt.password)", detail)
+            self._state = LinkState(False, detail)
+            return
+        log.info("connected to broker %s:%s", self.host, self.port)
+        self._state = LinkState(True, f"connected to {self.host}:{self.port}")
+        client.publish(topics.status(self.meter_id), self._status_payload("online"), qos=1, retain=True)
+        client.subscribe(topics.commands(self.meter_id), qos=1)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._state.connected:
+            log.warning("lost the broker %s:%s (%s); readings queue in the store", self.host, self.port, reason_code)
+            self._state = LinkState(False, f"disconnected from {self.host}:{self.port}: {reason_code}")
+        elif "refused" not in self._state.detail:
+            self._state = LinkState(False, f"broker {self.host}:{self.port} unreachable; retrying")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            on_ack = self._acks.pop(mid, None)
+        if on_ack and not reason_code.is_failure:
+            on_ack()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.retain:
+            log.warning("ignored a retained command on %s: commands must be live", msg.topic)
+            return
+        if self.on_command:
+            try:
+                self.on_command(msg.payload)
+            except Exception:  # a bad command must never take the uplink down
+                log.exception("command handler failed")
+
+    def _status_payload(self, state: str) -> bytes:
+        return json.dumps({"state": state, "at": iso(self.clock.now()), "meter_id": self.meter_id}).encode()

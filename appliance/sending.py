@@ -1,0 +1,66 @@
+"""S805/S806: build each company's payload (56D) from the reading and queue it for sending.
+
+Entitlement is decided here, once, when the reading is stored: each contract in force at that
+moment is owed this reading, and only its contracted data types. The outbox row is released at
+the company's next send time (its own send interval), and the uplink pump delivers it.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import topics
+from .clock import floor_to, iso
+from .datatypes import fields_of
+from .domain import Contract, Reading
+from .store import Store
+
+
+def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
+    """56D: ``meter_id``, ``company_code``, ``seq`` and the fields of the contracted data types, nothing else."""
+    payload: dict[str, Any] = {
+        "meter_id": reading.meter_id,
+        "company_code": contract.company.code,
+        "seq": reading.seq,
+    }
+    for name in fields_of(contract.data_types):
+        payload[name] = reading.field_value(name)
+    return payload
+
+
+def next_send_time(after: datetime, send_interval: timedelta) -> datetime:
+    """S805: the company's next periodic send time at or after ``after`` (aligned to JST midnight)."""
+    start = floor_to(after, send_interval)
+    return start if start == after else start + send_interval
+
+
+class Sender:
+    """Queues a reading for the grid operator and for every entitled company (S806)."""
+
+    def __init__(self, store: Store, meter_id: str) -> None:
+        self.store = store
+        self.meter_id = meter_id
+
+    def queue_reading(self, reading: Reading, contracts: list[Contract], now: datetime) -> None:
+        """Call inside the transaction that stored the reading."""
+        self.store.enqueue(topics.interval(self.meter_id), reading.as_json(), now, None)
+        for contract in contracts:
+            self.store.entitle(reading.seq, contract.company.code)
+            self.store.enqueue(
+                topics.company_data(contract.company.code, self.meter_id),
+                company_payload(reading, contract),
+                next_send_time(reading.interval_end, contract.send_interval),
+                contract.company.code,
+            )
+
+    def queue_event(self, company_code: str, event: str, now: datetime, **details: Any) -> None:
+        """An event to one company (contract_scheduled, contract_ending, ...), sent at once, reliably."""
+        payload = {
+            "meter_id": self.meter_id,
+            "company_code": company_code,
+            "event_id": self.store.next_counter("event_id"),
+            "event": event,
+            "at": iso(now),
+            **details,
+        }
+        self.store.enqueue(topics.company_events(company_code, self.meter_id), payload, now, company_code)

@@ -1,0 +1,350 @@
+"""Durable meter storage (storage unit 56) in SQLite, WAL mode.
+
+One database file holds the readings (56A4-56A6), the contracts in force (56A2/56A3), the
+pending contract changes (56B/56C), the outbox of messages not yet acknowledged by the broker,
+and an entitlement log (which company is owed which reading). Every step that must not be half
+done (a reading and its outbox rows; a switch and its events) runs in one transaction, so a
+``kill -9`` at any moment leaves either all of it or none.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+from .clock import UTC
+from .datatypes import DataType
+from .domain import Action, Company, Contract, ContractChange, Reading, Role, SwitchTime
+from .schedule import parse_switch, switch_to_wire
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS readings (
+    seq INTEGER PRIMARY KEY,
+    interval_start REAL NOT NULL,
+    interval_end REAL NOT NULL,
+    quality TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_end ON readings(interval_end);
+CREATE TABLE IF NOT EXISTS contracts (
+    company_code TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    server TEXT NOT NULL,
+    data_types TEXT NOT NULL,
+    send_interval REAL NOT NULL,
+    menu TEXT,
+    since REAL,
+    change_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    action TEXT NOT NULL,
+    company_code TEXT NOT NULL,
+    company_name TEXT NOT NULL,
+    server TEXT NOT NULL,
+    data_types TEXT NOT NULL,
+    menu TEXT,
+    send_interval REAL,
+    switch TEXT NOT NULL,
+    source TEXT NOT NULL,
+    serial INTEGER,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | cancelled | void
+    last_applied REAL,                       -- the last occurrence applied (weekly rules recur)
+    applied_count INTEGER NOT NULL DEFAULT 0,
+    note TEXT,
+    document TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    company_code TEXT,
+    release_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entitlements (
+    seq INTEGER NOT NULL,
+    company_code TEXT NOT NULL,
+    PRIMARY KEY (seq, company_code)
+);
+CREATE TABLE IF NOT EXISTS delivered (
+    company_code TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS company_serials (
+    company_code TEXT PRIMARY KEY,
+    serial INTEGER NOT NULL
+);
+"""
+
+
+def ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def from_ts(value: float) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    payload: bytes
+    company_code: str | None
+
+
+class Store:
+    """The meter's SQLite store. Safe to share between the service and CLI processes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction is explicit.
+        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a Pi loses power: a committed reading must survive
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self.db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.db
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self.db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self.db.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def next_counter(self, key: str) -> int:
+        """A per-meter counter that is strictly increasing and never reused (seq, event_id)."""
+        with self.transaction():
+            value = int(self.get_meta(key, 0)) + 1
+            self.set_meta(key, value)
+            return value
+
+    # -- readings -----------------------------------------------------------------------
+    def add_reading(self, reading: Reading) -> None:
+        self.db.execute(
+            "INSERT INTO readings(seq, interval_start, interval_end, quality, body) VALUES(?,?,?,?,?)",
+            (reading.seq, ts(reading.interval_start), ts(reading.interval_end), reading.quality,
+             json.dumps(reading.as_json(), ensure_ascii=False)),
+        )
+
+    def readings(self, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT body FROM readings WHERE 1=1", []
+        if since is not None:
+            q += " AND interval_end > ?"
+            args.append(ts(since))
+        if until is not None:
+            q += " AND interval_end <= ?"
+            args.append(ts(until))
+        return [json.loads(r[0]) for r in self.db.execute(q + " ORDER BY seq", args)]
+
+    def last_reading(self) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT body FROM readings ORDER BY seq DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def prune_readings(self, before: datetime) -> int:
+        """Drop readings (and their entitlement log) older than the retention; the outbox keeps its copies."""
+        with self.transaction():
+            cur = self.db.execute("SELECT max(seq) FROM readings WHERE interval_end < ?", (ts(before),))
+            (upto,) = cur.fetchone()
+            if upto is None:
+                return 0
+            n = self.db.execute("DELETE FROM readings WHERE seq <= ?", (upto,)).rowcount
+            self.db.execute("DELETE FROM entitlements WHERE seq <= ?", (upto,))
+            return n
+
+    def entitle(self, seq: int, company_code: str) -> None:
+        self.db.execute("INSERT INTO entitlements(seq, company_code) VALUES(?, ?)", (seq, company_code))
+
+    def entitlements(self, company_code: str | None = None) -> list[tuple[int, str]]:
+        if company_code is None:
+            return list(self.db.execute("SELECT seq, company_code FROM entitlements ORDER BY seq, company_code"))
+        return list(self.db.execute(
+            "SELECT seq, company_code FROM entitlements WHERE company_code=? ORDER BY seq", (company_code,)))
+
+    # -- contracts in force (56A2 / 56A3) -------------------------------------------------
+    def contracts(self) -> list[Contract]:
+        rows = self.db.execute(
+            "SELECT role, company_code, name, server, data_types, send_interval, menu, since, change_id "
+            "FROM contracts ORDER BY role DESC, company_code"
+        ).fetchall()
+        return [
+            Contract(
+                role=Role(r[0]),
+                company=Company(r[1], r[2], r[3]),
+                data_types=tuple(DataType(t) for t in json.loads(r[4])),
+                send_interval=timedelta(seconds=r[5]),
+                menu=r[6],
+                since=from_ts(r[7]) if r[7] is not None else None,
+                change_id=r[8],
+            )
+            for r in rows
+        ]
+
+    def supply_contract(self) -> Contract | None:
+        return next((c for c in self.contracts() if c.role is Role.SUPPLY), None)
+
+    def put_contract(self, c: Contract) -> None:
+        if c.role is Role.SUPPLY:
+            self.db.execute("DELETE FROM contracts WHERE role='supply'")
+        self.db.execute(
+            "INSERT OR REPLACE INTO contracts(company_code, role, name, server, data_types, send_interval, menu,"
+            " since, change_id) VALUES(?,?,?,?,?,?,?,?,?)",
+            (c.company.code, c.role.value, c.company.name, c.company.server,
+             json.dumps([t.value for t in c.data_types]), c.send_interval.total_seconds(), c.menu,
+             ts(c.since) if c.since else None, c.change_id),
+        )
+
+    def remove_contract(self, company_code: str) -> None:
+        self.db.execute("DELETE FROM contracts WHERE company_code=?", (company_code,))
+
+    # -- contract changes (56B / 56C) ---------------------------------------------------
+    def add_change(self, ch: ContractChange) -> int:
+        cur = self.db.execute(
+            "INSERT INTO changes(kind, action, company_code, company_name, server, data_types, menu, send_interval,"
+            " switch, source, serial, received_at, document) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (ch.kind.value, ch.action.value, ch.company.code, ch.company.name, ch.company.server,
+             json.dumps([t.value for t in ch.data_types]), ch.menu,
+             ch.send_interval.total_seconds() if ch.send_interval else None,
+             json.dumps(switch_to_wire(ch.switch)), ch.source, ch.serial, ts(ch.received_at),
+             json.dumps(ch.document, ensure_ascii=False)),
+        )
+        return int(cur.lastrowid)
+
+    _CHANGE_COLS = ("id, kind, action, company_code, company_name, server, data_types, menu, send_interval,"
+                    " switch, source, serial, received_at, document, state, last_applied, applied_count, note")
+
+    def changes(self, states: tuple[str, ...] = ("pending",)) -> list[tuple[ContractChange, dict[str, Any]]]:
+        """Changes in the given states, oldest first, each with its bookkeeping (state, last_applied, ...)."""
+        marks = ",".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT {self._CHANGE_COLS} FROM changes WHERE state IN ({marks}) ORDER BY id", states
+        ).fetchall()
+        return [self._change_from_row(r) for r in rows]
+
+    def change(self, change_id: int) -> tuple[ContractChange, dict[str, Any]] | None:
+        row = self.db.execute(f"SELECT {self._CHANGE_COLS} FROM changes WHERE id=?", (change_id,)).fetchone()
+        return self._change_from_row(row) if row else None
+
+    @staticmethod
+    def _change_from_row(r: tuple) -> tuple[ContractChange, dict[str, Any]]:
+        change = ContractChange(
+            id=r[0],
+            kind=Role(r[1]),
+            action=Action(r[2]),
+            company=Company(r[3], r[4], r[5]),
+            data_types=tuple(DataType(t) for t in json.loads(r[6])),
+            menu=r[7],
+            send_interval=timedelta(seconds=r[8]) if r[8] is not None else None,
+            switch=parse_switch(json.loads(r[9])),
+            source=r[10],
+            serial=r[11],
+            received_at=from_ts(r[12]),
+            document=json.loads(r[13]),
+        )
+        book = {
+            "state": r[14],
+            "last_applied": from_ts(r[15]) if r[15] is not None else None,
+            "applied_count": r[16],
+            "note": r[17],
+        }
+        return change, book
+
+    def mark_applied(self, change_id: int, occurrence: datetime, done: bool) -> None:
+        self.db.execute(
+            "UPDATE changes SET last_applied=?, applied_count=applied_count+1, state=? WHERE id=?",
+            (ts(occurrence), "done" if done else "pending", change_id),
+        )
+
+    def set_change_state(self, change_id: int, state: str, note: str | None = None) -> bool:
+        return self.db.execute(
+            "UPDATE changes SET state=?, note=coalesce(?, note) WHERE id=? AND state='pending'",
+            (state, note, change_id),
+        ).rowcount == 1
+
+    def last_serial(self, company_code: str) -> int | None:
+        row = self.db.execute("SELECT serial FROM company_serials WHERE company_code=?", (company_code,)).fetchone()
+        return row[0] if row else None
+
+    def record_serial(self, company_code: str, serial: int) -> None:
+        self.db.execute(
+            "INSERT INTO company_serials(company_code, serial) VALUES(?, ?) ON CONFLICT(company_code) DO UPDATE"
+            " SET serial=max(serial, excluded.serial)",
+            (company_code, serial),
+        )
+
+    # -- outbox (store-and-forward) -------------------------------------------------------
+    def enqueue(self, topic: str, payload: dict[str, Any], release_at: datetime, company_code: str | None) -> None:
+        self.db.execute(
+            "INSERT INTO outbox(topic, payload, company_code, release_at) VALUES(?,?,?,?)",
+            (topic, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), company_code,
+             ts(release_at)),
+        )
+
+    def released(self, now: datetime, after_id: int, limit: int) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ? ORDER BY id LIMIT ?",
+            (after_id, ts(now), limit),
+        ).fetchall()
+        return [OutboxRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
+
+    def mark_delivered(self, rows: list[OutboxRow]) -> None:
+        if not rows:
+            return
+        with self.transaction():
+            self.db.executemany("DELETE FROM outbox WHERE id=?", [(r.id,) for r in rows])
+            counts: dict[str, int] = {}
+            for r in rows:
+                key = r.company_code or "*"
+                counts[key] = counts.get(key, 0) + 1
+            self.db.executemany(
+                "INSERT INTO delivered(company_code, count) VALUES(?, ?) ON CONFLICT(company_code)"
+                " DO UPDATE SET count=count+excluded.count",
+                list(counts.items()),
+            )
+
+    def outbox_size(self) -> int:
+        return self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def outbox_by_company(self) -> dict[str, int]:
+        return {k or "*": n for k, n in self.db.execute(
+            "SELECT company_code, count(*) FROM outbox GROUP BY company_code")}
+
+    def delivered_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT company_code, count FROM delivered"))

@@ -1,0 +1,21 @@
+"""MQTT topic names (interfaces.md section 2). Fixed contracts: never rename."""
+
+
+def interval(meter_id: str) -> str:
+    return f"meters/{meter_id}/interval"
+
+
+def status(meter_id: str) -> str:
+    return f"meters/{meter_id}/status"
+
+
+def commands(meter_id: str) -> str:
+    return f"meters/{meter_id}/commands"
+
+
+def company_data(company_code: str, meter_id: str) -> str:
+    return f"companies/{company_code}/meters/{meter_id}/data"
+
+
+def company_events(company_code: str, meter_id: str) -> str:
+    return f"companies/{company_code}/meters/{meter_id}/events"
