@@ -80,3 +80,27 @@ def floor_to(dt: datetime, period: timedelta) -> datetime:
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     steps = (local - midnight) // period
     return midnight + steps * period
+
+
+class ScaledClock:
+    """Wall time run fast (or slow): ``speed`` simulated seconds pass per real second.
+
+    Starts at ``start`` (default: now). Used by emulators to live through a simulated day in
+    minutes while still running in real time. ``sleep`` takes simulated seconds.
+    """
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("the clock speed must be positive")
+        if start is not None and start.tzinfo is None:
+            raise ValueError("ScaledClock needs a timezone-aware start time")
+        self.speed = speed
+        self._start = start or datetime.now(UTC)
+        self._t0 = time.monotonic()  # monotonic: an NTP step must not make simulated time jump
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=(time.monotonic() - self._t0) * self.speed)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)

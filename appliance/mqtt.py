@@ -35,6 +35,7 @@ class MqttUplink:
         self._state = LinkState(False, f"connecting to {host}:{port}")
         self._lock = threading.Lock()
         self._acks: dict[int, Callable[[], None]] = {}
+        self._early_acks: set[int] = set()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"meter-{meter_id}",
                                   protocol=mqtt.MQTTv5)
         if username:
@@ -63,18 +64,15 @@ class MqttUplink:
     def stop(self, final_state: str = "offline") -> None:
         """Graceful stop: say so on the status topic, then disconnect."""
         if self._state.connected:
-            info = self.client.publish(topics.status(self.meter_id), self._status_payload(final_state), qos=1,
-                                       retain=True)
-            try:
-                info.wait_for_publish(timeout=2)
-            except (RuntimeError, ValueError):
-                pass
+            done = threading.Event()
+            self._publish(topics.status(self.meter_id), self._status_payload(final_state), done.set, retain=True)
+            done.wait(2)
         self.client.disconnect()
         self.client.loop_stop()
 
     def publish_status(self, state: str) -> None:
         """``online`` | ``offline`` | ``power_fail`` (last gasp) | ``power_restored``."""
-        self.client.publish(topics.status(self.meter_id), self._status_payload(state), qos=1, retain=True)
+        self._publish(topics.status(self.meter_id), self._status_payload(state), _ignore, retain=True)
 
     # -- Uplink -----------------------------------------------------------------------
     def state(self) -> LinkState:
@@ -83,12 +81,23 @@ class MqttUplink:
     def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
         if not self._state.connected:
             return False
-        with self._lock:  # the ack can arrive before publish() returns: register under the lock
-            info = self.client.publish(topic, payload, qos=1)
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                return False
-            # NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting.
-            self._acks[info.mid] = on_ack
+        return self._publish(topic, payload, on_ack)
+
+    def _publish(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False) -> bool:
+        # Never hold our lock while calling into paho: paho holds its own lock while it runs
+        # on_publish, so nesting them the other way round would deadlock.
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            return False
+        # NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting.
+        with self._lock:
+            acked_already = info.mid in self._early_acks  # the PUBACK beat us here
+            if acked_already:
+                self._early_acks.discard(info.mid)
+            else:
+                self._acks[info.mid] = on_ack
+        if acked_already:
+            on_ack()
         return True
 
     # -- paho callbacks (network thread) --------------------------------------------------
@@ -101,7 +110,7 @@ class MqttUplink:
             return
         log.info("connected to broker %s:%s", self.host, self.port)
         self._state = LinkState(True, f"connected to {self.host}:{self.port}")
-        client.publish(topics.status(self.meter_id), self._status_payload("online"), qos=1, retain=True)
+        self._publish(topics.status(self.meter_id), self._status_payload("online"), _ignore, retain=True)
         client.subscribe(topics.commands(self.meter_id), qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -114,8 +123,12 @@ class MqttUplink:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             on_ack = self._acks.pop(mid, None)
+            if on_ack is None:
+                self._early_acks.add(mid)
         if on_ack and not reason_code.is_failure:
             on_ack()
+        elif reason_code.is_failure:
+            log.error("broker rejected message %s: %s (it stays queued)", mid, reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.retain:
@@ -129,3 +142,7 @@ class MqttUplink:
 
     def _status_payload(self, state: str) -> bytes:
         return json.dumps({"state": state, "at": iso(self.clock.now()), "meter_id": self.meter_id}).encode()
+
+
+def _ignore() -> None:
+    """The acknowledgement of a status message needs no action (status is retained state)."""

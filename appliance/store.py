@@ -286,10 +286,10 @@ class Store:
         }
         return change, book
 
-    def mark_applied(self, change_id: int, occurrence: datetime, done: bool) -> None:
+    def mark_applied(self, change_id: int, occurrence: datetime, state: str, note: str) -> None:
         self.db.execute(
-            "UPDATE changes SET last_applied=?, applied_count=applied_count+1, state=? WHERE id=?",
-            (ts(occurrence), "done" if done else "pending", change_id),
+            "UPDATE changes SET last_applied=?, applied_count=applied_count+1, state=?, note=? WHERE id=?",
+            (ts(occurrence), state, note, change_id),
         )
 
     def set_change_state(self, change_id: int, state: str, note: str | None = None) -> bool:

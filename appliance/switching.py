@@ -55,10 +55,11 @@ class Switcher:
         ch = due.change
         with self.store.transaction():
             outcome = self._apply(ch, due.occurrence, now)
-            recurring = bool(ch.switch.weekly)
-            self.store.mark_applied(ch.id, due.occurrence, done=not recurring)
             if outcome.startswith("void:"):
-                self.store.set_change_state(ch.id, "void", outcome[5:].strip())
+                state = "void"  # cannot apply as the contracts stand: kept with its reason, never retried
+            else:
+                state = "pending" if ch.switch.weekly else "done"  # a weekly rule recurs
+            self.store.mark_applied(ch.id, due.occurrence, state, outcome)
         log.info("change #%s (%s %s %s, due %s): %s", ch.id, ch.kind.value, ch.action.value, ch.company.code,
                  iso(due.occurrence), outcome)
         return outcome

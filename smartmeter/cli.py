@@ -30,8 +30,11 @@ LEAVES = frozenset({"demo"})
 # Modules that define ``register(groups: dict[str, argparse._SubParsersAction]) -> None``.
 AREAS: tuple[str, ...] = (
     "drivers.modbus.cli",
+    "drivers.cards.cli",
     "appliance.cli",
+    "smartmeter.wiring",
     "cloud.cli",
+    "cloud.outage.cli",
     "smartmeter.demo",
     "smartmeter.bench",
 )

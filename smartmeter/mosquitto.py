@@ -49,13 +49,16 @@ class LocalMosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = [
             f"listener {self.port} 127.0.0.1",
-            "persistence false",
+            "persistence true",  # sessions and queued messages survive a broker restart
+            f"persistence_location {self.workdir}/",
             "max_queued_messages 0",  # unlimited: the meter's outbox is the real queue
             "max_inflight_messages 0",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
         ]
+        if os.geteuid() == 0:
+            conf.append("user root")  # else it drops to 'mosquitto', which cannot read our private temp dir
         if self.users:
             pwfile = self.workdir / "passwd"
             pwfile.write_text("")

@@ -7,6 +7,7 @@ and bounded because the bytes come from a card or the network: anything unexpect
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import cbor2
@@ -68,10 +69,10 @@ def decode_sign1(raw: bytes, *, what: str) -> Sign1:
         if obj.tag != COSE_SIGN1_TAG:
             raise MalformedDocument(f"the {what} is CBOR tag {obj.tag}, not a COSE_Sign1 (tag 18)")
         obj = obj.value
-    if not (isinstance(obj, list) and len(obj) == 4):
+    if not (isinstance(obj, (list, tuple)) and len(obj) == 4):  # cbor2 yields a tuple inside a tag
         raise MalformedDocument(f"the {what} is not a COSE_Sign1 (a 4-element array)")
     protected_bytes, unprotected, payload, signature = obj
-    if not all(isinstance(x, bytes) for x in (protected_bytes, payload, signature)) or not isinstance(unprotected, dict):
+    if not all(isinstance(x, bytes) for x in (protected_bytes, payload, signature)) or not isinstance(unprotected, Mapping):
         raise MalformedDocument(f"the {what} has a COSE_Sign1 element of the wrong type")
     protected = loads_strict(protected_bytes, what=f"{what} header") if protected_bytes else {}
     if not isinstance(protected, dict):

@@ -1,0 +1,6 @@
+# Convenience aliases for ./run (which needs nothing but bash).
+.PHONY: demo test
+demo:
+	./run demo
+test:
+	./run test

@@ -1,0 +1,291 @@
+"""``smartmeter bench cloud``: the pipeline's figures, each as a ratio measured in the same run.
+
+* ingest: readings/s stored by the collector vs a bare paho subscriber that only counts, same broker,
+  same publisher; also against TEPCO's average (28.4M meters / 30 min = 15.8k readings/s), with and
+  without concentrator batching;
+* detection: grace end -> complete no-communication list (Table 2) for N meters (default 1,000,000);
+* power loss -> e-mail accepted by SMTP, p50/p99, for an area outage announced by last gasps;
+* e-mail rate: the notifier vs bare smtplib sends to the same SMTP server.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import smtplib
+import statistics
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+
+from appliance.clock import JST, SystemClock, iso
+from smartmeter.mosquitto import LocalMosquitto, free_port
+
+from .collector import Collector, Timing
+from .manager import ManagerConfig, OutageManager
+from .model import Event, Reading
+from .mqtt import connect, disconnect, make_client, start_subscriber
+from .notifier import Notifier, NotifierConfig
+from .storage import Storage, open_storage
+from .storage.pgtemp import TempPostgres
+from .topology import FleetSpec, meter_id, registrations
+
+DRAIN_EVERY = 20_000
+TEPCO_RATE = 28_400_000 / 1800  # readings/s: 28.4M meters, one read per 30 minutes
+PERIOD = timedelta(minutes=30)
+
+
+# ----------------------------------------------------------------- helpers
+def _payloads(n: int, batch: int) -> list[tuple[str, bytes]]:
+    end = datetime(2026, 11, 23, 10, 0, tzinfo=JST)
+    start = end - PERIOD
+    readings = [{"meter_id": meter_id(i), "seq": 1, "interval_start": iso(start), "interval_end": iso(end),
+                 "power_w": 500.0, "energy_wh": 250.0} for i in range(n)]
+    if batch <= 1:
+        return [(f"meters/{r['meter_id']}/interval", json.dumps(r).encode()) for r in readings]
+    return [(f"concentrators/CN{i // batch:06d}/batch", json.dumps({"readings": readings[i:i + batch]}).encode())
+            for i in range(0, n, batch)]
+
+
+def _publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
+    """In a child process, so the publisher does not share the measured process's interpreter lock."""
+    c = make_client()
+    c.max_inflight_messages_set(1000)
+    connect(c, host, port)
+    info = None
+    for i, (topic, payload) in enumerate(messages):
+        info = c.publish(topic, payload, qos=1)
+        if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+            info.wait_for_publish(600)  # paho's message ids wrap at 65535: never have that many in flight
+    if info:
+        info.wait_for_publish(600)
+    disconnect(c)
+
+
+def _run_publisher(broker: LocalMosquitto, messages) -> mp.Process:
+    p = mp.get_context("fork").Process(target=_publish, args=(broker.host, broker.port, messages), daemon=True)
+    p.start()
+    return p
+
+
+def _bare_rate(broker: LocalMosquitto, messages, readings: int) -> float:
+    """Readings/s a subscriber that only counts messages sees."""
+    count, first, last = [0], [0.0], [0.0]
+    done = threading.Event()
+    per_msg = readings / len(messages)
+
+    def on_message(c, u, msg):
+        if count[0] == 0:
+            first[0] = time.perf_counter()
+        count[0] += 1
+        if count[0] == len(messages):
+            last[0] = time.perf_counter()
+            done.set()
+
+    c = make_client()
+    c.on_message = on_message
+    start_subscriber(c, broker.host, broker.port, [("meters/+/interval", 1), ("concentrators/+/batch", 1)])
+    _run_publisher(broker, messages).join()
+    done.wait(600)
+    disconnect(c)
+    return count[0] * per_msg / max(last[0] - first[0], 1e-9)
+
+
+def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings: int) -> float:
+    clock = SystemClock()
+    col = Collector(storage, clock, batch_size=5000, flush_interval_s=0.1)
+    first = [0.0]
+    handle = col.handle
+
+    def timed(topic, payload):
+        if not first[0]:
+            first[0] = time.perf_counter()
+        handle(topic, payload)
+
+    col.handle = timed
+    col.start(broker.host, broker.port)
+    base = storage.reading_count()
+    _run_publisher(broker, messages).join()
+    deadline = time.monotonic() + 600
+    while storage.reading_count() - base < readings and time.monotonic() < deadline:
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - first[0]
+    col.stop()
+    return readings / max(elapsed, 1e-9)
+
+
+NOTIFIER_PROCESSES = 3
+
+
+def _notifier_process(url: str, smtp_port: int, stop) -> None:
+    config = NotifierConfig(smtp_host="127.0.0.1", smtp_port=smtp_port, quiet_start=None, quiet_end=None, batch=100)
+    n = Notifier(open_storage(url), SystemClock(), config)
+    while not stop.is_set():
+        if not n.run_once():
+            stop.wait(0.2)
+
+
+class _Sink:
+    """Counts and time-stamps what the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        self.accepted: list[tuple[float, str]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.accepted.append((time.time(), envelope.rcpt_tos[0]))
+        return "250 OK"
+
+
+# ----------------------------------------------------------------- figures
+def bench_ingest(broker, storage, n: int) -> None:
+    print(f"ingest: {n:,} readings, QoS 1, publisher in its own process")
+    for batch in (1, 200):
+        msgs = _payloads(n, batch)
+        bare = _bare_rate(broker, msgs, n)
+        stored = _collector_rate(broker, storage, msgs, n)
+        kind = "one reading per message" if batch == 1 else f"concentrator batches of {batch}"
+        print(f"  {kind}: bare subscriber {bare:,.0f}/s, collector stored {stored:,.0f}/s, "
+              f"ratio {stored / bare:.2f} (goal 0.8), {stored / TEPCO_RATE:.2f}x TEPCO's 15.8k/s")
+        storage_reset_readings(storage)
+
+
+def storage_reset_readings(storage: Storage) -> None:
+    with storage.transaction():
+        storage._execute("DELETE FROM readings")
+        storage._execute("DELETE FROM meter_comm")
+
+
+def bench_detection(storage: Storage, n: int) -> None:
+    end = datetime(2026, 11, 23, 10, 0, tzinfo=JST)
+    print(f"detection: {n:,} meters, 1% silent in the window ending {iso(end)}")
+    t0 = time.perf_counter()
+    chunk = 50_000
+    for i in range(0, n, chunk):
+        batch = []
+        for m in range(i, min(i + chunk, n)):
+            w_end = end - PERIOD if m % 100 == 0 else end  # every hundredth meter missed the window
+            batch.append(Reading(meter_id(m), int(w_end.timestamp()), w_end - PERIOD, w_end, {}))
+        storage.store_readings(batch, end)
+    print(f"  loading the fleet's evidence took {time.perf_counter() - t0:.1f} s")
+    t0 = time.perf_counter()
+    silent = storage.no_communication(end)
+    took = time.perf_counter() - t0
+    print(f"  grace end -> complete no-communication list: {took:.2f} s for {len(silent):,} silent meters (goal < 10 s)")
+    storage_reset_readings(storage)
+
+
+def bench_power_loss_to_email(broker, storage: Storage, customers: int) -> None:
+    sink = _Sink()
+    smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    clock = SystemClock()
+    spec = FleetSpec(customers, area_size=customers, concentrators_per_area=max(2, customers // 500), english_every=10)
+    storage.upsert_registrations(registrations(spec))
+    now = clock.now()
+    last_end = now.astimezone(JST).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    storage.store_readings([Reading(meter_id(i), 1, last_end - PERIOD, last_end, {}) for i in range(customers)], now)
+    timing = Timing(PERIOD, timedelta(minutes=2))
+    config = ManagerConfig(timing=timing)
+    col = Collector(storage, clock, timing, batch_size=5000, flush_interval_s=0.1)
+    col.start(broker.host, broker.port)
+    manager = OutageManager(open_storage(storage.url), clock, config)
+    stop = threading.Event()
+    ctx = mp.get_context("fork")
+    stop_children = ctx.Event()
+    notifiers = [ctx.Process(target=_notifier_process, args=(storage.url, smtp.port, stop_children), daemon=True)
+                 for _ in range(NOTIFIER_PROCESSES)]
+    for p in notifiers:
+        p.start()
+
+    def tick_loop():
+        while not stop.wait(2.0):  # the manager's default tick
+            manager.tick()
+
+    threads = [threading.Thread(target=tick_loop, daemon=True)]
+    for t in threads:
+        t.start()
+    print(f"power loss -> e-mail: {customers:,}-customer area outage, last gasps, declaration delay "
+          f"{config.declaration_delay.total_seconds():.0f} s, {NOTIFIER_PROCESSES} notifier processes")
+    pub = make_client()
+    pub.max_inflight_messages_set(1000)
+    connect(pub, broker.host, broker.port)
+    lost_at = time.time()
+    info = None
+    for i in range(customers):
+        info = pub.publish(f"meters/{meter_id(i)}/status", json.dumps({"state": "power_fail", "at": iso(clock.now())}), qos=1)
+        if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+            info.wait_for_publish(600)
+    info.wait_for_publish(60)
+    deadline = time.monotonic() + 600
+    while len(sink.accepted) < customers and time.monotonic() < deadline:
+        time.sleep(0.2)
+    stop.set()
+    stop_children.set()
+    for t in threads:
+        t.join(10)
+    for p in notifiers:
+        p.join(10)
+    col.stop()
+    disconnect(pub)
+    smtp.stop()
+    delays = sorted(t - lost_at for t, _ in sink.accepted)
+    if len(delays) < customers:
+        print(f"  only {len(delays):,} of {customers:,} e-mails arrived")
+    if delays:
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        print(f"  p50 {statistics.median(delays):.1f} s, p99 {p99:.1f} s (goal p99 < 60 s), "
+              f"{len(set(r for _, r in sink.accepted)):,} customers, {len(sink.accepted):,} e-mails")
+
+
+def bench_email_rate(storage: Storage, n: int) -> None:
+    sink = _Sink()
+    smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "teiden@example.jp", "c@example.jp", "停電情報のお知らせ"
+    msg.set_content("お客様のお住まい地域が停電しています。\n" * 10)
+    t0 = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", smtp.port) as s:
+        for _ in range(n):
+            s.send_message(msg)
+    bare = n / (time.perf_counter() - t0)
+    clock = SystemClock()
+    now = clock.now()
+    spec = FleetSpec(n, area_size=n)
+    storage.upsert_registrations(registrations(spec))
+    storage.add_notifications([(f"rate:{i}", Event.SECURITY_ERROR, meter_id(i), None, True, now, {"detail": "bench"})
+                               for i in range(n)], now)
+    notifier = Notifier(storage, clock, NotifierConfig(smtp_host="127.0.0.1", smtp_port=smtp.port,
+                                                       quiet_start=None, quiet_end=None, batch=200))
+    t0 = time.perf_counter()
+    while notifier.run_once():
+        pass
+    rate = notifier.stats.sent / (time.perf_counter() - t0)
+    smtp.stop()
+    print(f"e-mail rate: bare smtplib {bare:,.0f}/s, notifier {rate:,.0f}/s, ratio {rate / bare:.2f}")
+
+
+def main(args) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cloud-"))
+    pg = None
+    url = args.db or f"sqlite:///{workdir / 'outage.db'}"
+    if url == "postgresql":
+        pg = TempPostgres().start()
+        url = pg.create_database()
+    print(f"storage: {url.split('://')[0]}")
+    try:
+        with LocalMosquitto(workdir=workdir / "mosquitto") as broker:
+            storage = open_storage(url)
+            bench_ingest(broker, storage, args.ingest)
+            bench_detection(storage, args.meters)
+            bench_power_loss_to_email(broker, open_storage(url), args.area_customers)
+        bench_email_rate(open_storage(f"sqlite:///{workdir / 'rate.db'}") if url.startswith("sqlite") else
+                         open_storage(pg.create_database()), args.emails)
+    finally:
+        if pg:
+            pg.stop()
+    return 0

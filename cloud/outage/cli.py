@@ -1,0 +1,315 @@
+"""Commands of the outage pipeline:
+
+  smartmeter cloud collector | manager | notifier | registrations import | outages
+  smartmeter sim fleet
+  smartmeter bench cloud
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import re
+import signal
+import threading
+import time
+from datetime import time as dtime
+from datetime import timedelta
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DB_HELP = "storage URL: sqlite:///PATH (default sqlite:///outage.db, or $SMARTMETER_OUTAGE_DB) or postgresql://user@host/db"
+
+
+def duration(text: str) -> timedelta:
+    """'30m', '2s', '1h', '90' (seconds)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 90s or 1h")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return timedelta(seconds=float(m.group(1)) * unit)
+
+
+def host_port(text: str, default_port: int) -> tuple[str, int]:
+    host, _, port = text.rpartition(":") if ":" in text else (text, "", "")
+    return host or "127.0.0.1", int(port or default_port)
+
+
+def quiet_hours(text: str) -> tuple[dtime | None, dtime | None]:
+    if text in ("", "none", "off"):
+        return None, None
+    a, b = text.split("-")
+    return dtime.fromisoformat(a), dtime.fromisoformat(b)
+
+
+def _timing_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", type=duration, default=timedelta(minutes=30), help="measurement interval (default 30m)")
+    p.add_argument("--grace", type=duration, default=timedelta(minutes=2), help="how late a reading may be (default 2m)")
+
+
+def _common(p: argparse.ArgumentParser, mqtt: bool = True) -> None:
+    p.add_argument("--db", default=None, help=DB_HELP)
+    if mqtt:
+        p.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker host:port (default 127.0.0.1:1883)")
+
+
+def _until_signal() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+# ----------------------------------------------------------------- cloud
+def cmd_collector(args) -> int:
+    from appliance.clock import SystemClock
+
+    from .collector import Collector, Timing
+    from .storage import open_storage
+
+    storage = open_storage(args.db)
+    c = Collector(storage, SystemClock(), Timing(args.period, args.grace))
+    host, port = host_port(args.mqtt, 1883)
+    c.start(host, port, share_group=args.share_group, client_id=args.client_id)
+    log.info("collector on %s:%d%s", host, port, f" in $share group {args.share_group}" if args.share_group else "")
+    stop = _until_signal()
+    while not stop.wait(1.0):
+        table2 = c.poll_window()
+        if table2 is not None:
+            log.info("window ending %s: %d meters without communication (Table 2)", table2.window_end, len(table2.meter_ids))
+    c.stop()
+    s = c.stats
+    print(f"messages {s.messages}, stored {s.stored}, duplicates {s.duplicates}, malformed {s.malformed_total} {dict(s.malformed)}")
+    return 0
+
+
+def cmd_manager(args) -> int:
+    from appliance.clock import SystemClock
+
+    from .api import OutageApi
+    from .collector import Timing
+    from .da_feed import DaFeed
+    from .mail import Sender
+    from .manager import ManagerConfig, OutageManager
+    from .storage import open_storage
+
+    config = ManagerConfig(timing=Timing(args.period, args.grace), declaration_delay=args.declaration_delay)
+    manager = OutageManager(open_storage(args.db), SystemClock(), config)
+    api = OutageApi(manager, Sender(public_url=args.public_url, secret=args.secret.encode()), port=args.api_port).start()
+    feed = None
+    if args.da_feed:
+        feed = DaFeed(manager)
+        feed.start(*host_port(args.mqtt, 1883))
+    log.info("manager: API on %s, tick every %ss", api.url, args.tick.total_seconds())
+    stop = _until_signal()
+    while not stop.wait(args.tick.total_seconds()):
+        try:
+            for o in manager.tick():
+                log.debug("outage %s %s %s %s: %d homes", o.id, o.kind.value, o.status.value, o.area.key, o.current_count)
+        except Exception:
+            log.exception("tick failed")
+    api.stop()
+    if feed:
+        feed.stop()
+    return 0
+
+
+def cmd_notifier(args) -> int:
+    from appliance.clock import SystemClock
+
+    from .mail import Sender
+    from .notifier import Notifier, NotifierConfig
+    from .storage import open_storage
+
+    host, port = host_port(args.smtp, 25)
+    start, end = quiet_hours(args.quiet_hours)
+    config = NotifierConfig(smtp_host=host, smtp_port=port, quiet_start=start, quiet_end=end,
+                            sender=Sender(address=args.sender, public_url=args.public_url, secret=args.secret.encode()))
+    n = Notifier(open_storage(args.db), SystemClock(), config)
+    log.info("notifier %s sending through %s:%d", n.worker, host, port)
+    n.run(_until_signal(), poll_s=args.poll.total_seconds())
+    print(f"sent {n.stats.sent}, retried {n.stats.retried}, failed {n.stats.failed}, skipped {n.stats.skipped}")
+    return 0
+
+
+def read_registrations(path: Path):
+    """CSV (header: meter_id,customer_number,prefecture,city,district,concentrator_id,email,name,language)
+    or JSON (a list of objects with ``area`` as prefecture/city/district)."""
+    from .api import registration_from_json
+
+    if path.suffix.lower() == ".json":
+        return [registration_from_json(o) for o in json.loads(path.read_text(encoding="utf-8"))]
+    out = []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        for row in csv.DictReader(f):
+            row["area"] = "/".join((row.pop("prefecture"), row.pop("city"), row.pop("district")))
+            out.append(registration_from_json(row))
+    return out
+
+
+def cmd_registrations_import(args) -> int:
+    from .storage import open_storage
+    from .topology import FleetSpec, registrations
+
+    storage = open_storage(args.db)
+    if args.fleet:
+        regs = registrations(FleetSpec(args.fleet, args.area_size, args.concentrators))
+    elif args.file:
+        regs = read_registrations(Path(args.file))
+    else:
+        raise SystemExit("give a FILE or --fleet N")
+    n = storage.upsert_registrations(regs)
+    print(f"{n} registrations imported into {storage.url}")
+    return 0
+
+
+def cmd_outages(args) -> int:
+    from appliance.clock import SystemClock
+
+    from .manager import OutageManager
+    from .model import Language
+    from .storage import open_storage
+    from .texts import REASON, RESPONSE_STATUS, label, when
+
+    lang = Language(args.lang)
+    storage = open_storage(args.db)
+    m = OutageManager(storage, SystemClock())
+    heads = ("番号", "種別", "状態", "停電地域", "停電戸数", "停電日時", "復旧予定", "対応状況", "停電理由") if lang is Language.JA else \
+        ("id", "kind", "status", "area", "homes", "since", "expected", "response", "reason")
+    print("\t".join(heads))
+    for o in storage.outages(open_only=not args.all):
+        print("\t".join(map(str, (o.id, o.kind.value, o.status.value, o.area.label(), f"{o.current_count}/{o.peak_count}",
+                                  when(o.started_at, lang), when(o.expected_restoration, lang),
+                                  label(RESPONSE_STATUS, o.response_status, lang), label(REASON, o.reason, lang)))))
+    for c in m.area_counts():
+        print(f"{c.area.label()}: {c.current} ({'最大' if lang is Language.JA else 'peak'} {c.peak})")
+    return 0
+
+
+# ----------------------------------------------------------------- sim
+def cmd_fleet(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from appliance.clock import ManualClock, SystemClock
+
+    from .fleet import Fleet, Publisher
+    from .scenarios import ScenarioOptions, build, run
+    from .topology import FleetSpec
+
+    spec = FleetSpec(args.meters, args.area_size, args.concentrators)
+    clock = SystemClock() if args.clock == "real" else ManualClock(SystemClock().now())
+    host, port = host_port(args.mqtt, 1883)
+    pub = Publisher(host, port, connections=args.connections, qos=args.qos)
+    fleet = Fleet(spec, clock, pub, period=args.period, silent_rate=args.silent_rate, batch=args.batch, seed=args.seed)
+    steps = build(args.scenario, fleet, args.period, ScenarioOptions(da_feed=args.da_feed, api_url=args.api), seed=args.seed)
+    t0 = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
+        task = bar.add_task(f"{spec.meters:,} meters × {args.windows} windows", total=spec.meters * args.windows)
+        run(fleet, steps, args.windows, args.spread.total_seconds(), progress=lambda n: bar.advance(task, n))
+    pub.close()
+    t = fleet.totals
+    elapsed = time.monotonic() - t0
+    print(f"fleet: {spec.meters:,} meters in {spec.areas:,} areas, {spec.concentrators_per_area} concentrators each")
+    print(f"windows {t.windows}, readings sent {t.readings:,} in {t.messages:,} MQTT messages"
+          f"{' (batched by concentrator)' if args.batch else ''}, randomly silent {t.random_silent:,}")
+    print(f"last gasps {t.gasps:,}, restorations {t.restorations:,}; {elapsed:.1f} s, {t.readings / max(elapsed, 1e-9):,.0f} readings/s")
+    for line in t.events:
+        print(f"  {line}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main
+
+    return main(args)
+
+
+def register(groups) -> None:
+    from .scenarios import SCENARIOS
+
+    cloud, sim, bench = groups["cloud"], groups["sim"], groups["bench"]
+
+    p = cloud.add_parser("collector", help="outage pipeline: store meters' readings and track silence (device 17)",
+                         description="Subscribe to meters/+/interval, concentrators/+/batch and meters/+/status; "
+                                     "store readings deduplicated; log the no-communication list each window.")
+    _common(p)
+    _timing_args(p)
+    p.add_argument("--share-group", help="join this $share group so several collectors split the load")
+    p.add_argument("--client-id", help="persistent MQTT session: nothing is lost across restarts")
+    p.set_defaults(func=cmd_collector)
+
+    p = cloud.add_parser("manager", help="outage pipeline: judge outages, serve the operators' API (device 25)",
+                         description="Judge outages every --tick, run the HTTP JSON API for distribution automation, "
+                                     "operators and planned outages, and optionally follow the simulated DA feed.")
+    _common(p)
+    _timing_args(p)
+    p.add_argument("--tick", type=duration, default=timedelta(seconds=2), help="how often to judge (default 2s)")
+    p.add_argument("--declaration-delay", type=duration, default=timedelta(seconds=30),
+                   help="blinks shorter than this never become outages (default 30s)")
+    p.add_argument("--api-port", type=int, default=8080, help="HTTP API port on 127.0.0.1 (default 8080)")
+    p.add_argument("--public-url", default="http://127.0.0.1:8080", help="base URL of unsubscribe links")
+    p.add_argument("--secret", default="change-me", help="key that signs unsubscribe links (same as the notifier's)")
+    p.add_argument("--da-feed", action="store_true", help="also take DA events from MQTT grid/da/events")
+    p.set_defaults(func=cmd_manager)
+
+    p = cloud.add_parser("notifier", help="outage pipeline: send the customers' e-mails over SMTP (server 27)",
+                         description="Claim due e-mails from the outbox and send them; run several for more throughput.")
+    _common(p, mqtt=False)
+    p.add_argument("--smtp", default="127.0.0.1:25", help="SMTP server host:port (default 127.0.0.1:25)")
+    p.add_argument("--sender", default="teiden@example.jp", help="From address")
+    p.add_argument("--quiet-hours", default="22:00-07:00", help="JST hours that hold back non-urgent e-mail, or 'none'")
+    p.add_argument("--poll", type=duration, default=timedelta(seconds=1), help="how often to look for work (default 1s)")
+    p.add_argument("--public-url", default="http://127.0.0.1:8080", help="base URL of unsubscribe links")
+    p.add_argument("--secret", default="change-me", help="key that signs unsubscribe links")
+    p.set_defaults(func=cmd_notifier)
+
+    p = cloud.add_parser("registrations", help="outage pipeline: customers' registrations (Table 1)")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="import registrations from CSV/JSON, or generate a simulated fleet's",
+                         description="CSV header: meter_id,customer_number,prefecture,city,district,concentrator_id,"
+                                     "email,name,language. JSON: a list of objects with area 'prefecture/city/district'.")
+    imp.add_argument("file", nargs="?", help="CSV or JSON file")
+    imp.add_argument("--fleet", type=int, help="generate the registrations of `smartmeter sim fleet --meters N`")
+    imp.add_argument("--area-size", type=int, default=40, help="customers per area (with --fleet)")
+    imp.add_argument("--concentrators", type=int, default=2, help="concentrators per area (with --fleet)")
+    _common(imp, mqtt=False)
+    imp.set_defaults(func=cmd_registrations_import)
+
+    p = cloud.add_parser("outages", help="outage pipeline: list outages and per-area counts (Tables 3-4)")
+    _common(p, mqtt=False)
+    p.add_argument("--all", action="store_true", help="include closed outages")
+    p.add_argument("--lang", choices=("ja", "en"), default="ja")
+    p.set_defaults(func=cmd_outages)
+
+    p = sim.add_parser("fleet", help="drive N simulated meters over MQTT through an outage scenario",
+                       description="Meters in areas under concentrators send interval readings with jitter; "
+                                   "about 1%% miss any read. Scenarios: " + ", ".join(SCENARIOS) + ".")
+    p.add_argument("--meters", type=int, default=1000, help="fleet size, 1 .. 1,000,000 (default 1000)")
+    p.add_argument("--area-size", type=int, default=40, help="customers per area (default 40)")
+    p.add_argument("--concentrators", type=int, default=2, help="concentrators per area (default 2)")
+    p.add_argument("--scenario", choices=SCENARIOS, default="none")
+    p.add_argument("--windows", type=int, default=4, help="windows to send (default 4)")
+    p.add_argument("--period", type=duration, default=timedelta(minutes=30), help="window length (default 30m)")
+    p.add_argument("--spread", type=duration, default=timedelta(seconds=10), help="jitter: spread each window's sends over this")
+    p.add_argument("--silent-rate", type=float, default=0.01, help="share of meters missing any one read (default 0.01)")
+    p.add_argument("--batch", action="store_true", help="send through concentrators/{id}/batch")
+    p.add_argument("--connections", type=int, default=2, help="MQTT connections to publish on")
+    p.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    p.add_argument("--clock", choices=("real", "simulated"), default="real",
+                   help="real: windows at wall-clock times; simulated: as fast as possible (throughput only)")
+    p.add_argument("--da-feed", action="store_true", help="publish distribution automation events on grid/da/events")
+    p.add_argument("--api", help="manager API URL, to announce the planned scenario's outage")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker host:port")
+    p.set_defaults(func=cmd_fleet)
+
+    p = bench.add_parser("cloud", help="outage pipeline: ingest, detection, power-loss-to-e-mail and e-mail rate",
+                         description="Starts its own Mosquitto, SMTP sink and database, and prints figures and ratios.")
+    p.add_argument("--meters", type=int, default=1_000_000, help="fleet for the detection figure (default 1,000,000)")
+    p.add_argument("--ingest", type=int, default=100_000, help="readings for the ingest ratio (default 100,000)")
+    p.add_argument("--area-customers", type=int, default=10_000, help="customers in the e-mailed area outage (default 10,000)")
+    p.add_argument("--emails", type=int, default=2_000, help="e-mails for the e-mail rate ratio (default 2,000)")
+    p.add_argument("--db", default=None, help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
+    p.set_defaults(func=cmd_bench)

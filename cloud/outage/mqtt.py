@@ -1,0 +1,71 @@
+"""paho-mqtt 2.x clients for the pipeline: MQTT 5, optionally persistent sessions."""
+from __future__ import annotations
+
+import threading
+import uuid
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+
+def make_client(client_id: str | None = None, manual_ack: bool = False) -> paho.Client:
+    return paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id or f"outage-{uuid.uuid4().hex[:10]}",
+        protocol=paho.MQTTv5,
+        manual_ack=manual_ack,
+    )
+
+
+def connect(client: paho.Client, host: str, port: int, session_expiry_s: int = 0, timeout: float = 10.0) -> None:
+    """Connect and start the network thread; with ``session_expiry_s`` the broker keeps the session
+    (subscriptions and unacknowledged QoS 1 messages) while this client is away."""
+    props = Properties(PacketTypes.CONNECT)
+    if session_expiry_s:
+        props.SessionExpiryInterval = session_expiry_s
+    ready = threading.Event()
+    previous = client.on_connect
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        if previous:
+            previous(c, userdata, flags, reason_code, properties)
+        if not reason_code.is_failure:
+            ready.set()
+
+    client.on_connect = on_connect
+    client.connect(host, port, keepalive=30, clean_start=not session_expiry_s, properties=props)
+    client.loop_start()
+    if not ready.wait(timeout):
+        client.loop_stop()
+        raise TimeoutError(f"no CONNACK from MQTT broker {host}:{port}")
+
+
+def disconnect(client: paho.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+def start_subscriber(client: paho.Client, host: str, port: int, topics: list[tuple[str, int]],
+                     session_expiry_s: int = 0, timeout: float = 10.0) -> None:
+    """Connect, (re)subscribe on every connect, and return once the broker granted the subscription."""
+    subscribed = threading.Event()
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        c.subscribe(topics)
+
+    def on_subscribe(c, userdata, mid, reason_codes, properties):
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            raise_later.append(failed)
+        subscribed.set()
+
+    raise_later: list[list[str]] = []
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    connect(client, host, port, session_expiry_s=session_expiry_s, timeout=timeout)
+    if not subscribed.wait(timeout):
+        raise TimeoutError("no SUBACK from the MQTT broker")
+    if raise_later:
+        raise PermissionError(f"subscription refused: {raise_later[0]}")

@@ -1,0 +1,32 @@
+"""One storage interface for the outage pipeline, SQLite (default) or PostgreSQL.
+
+``open_storage("sqlite:///outage.db")`` or ``open_storage("postgresql://user@host/db")``.
+"""
+from __future__ import annotations
+
+import os
+
+from .base import Storage
+
+DEFAULT_URL = "sqlite:///outage.db"
+
+
+def default_url() -> str:
+    return os.environ.get("SMARTMETER_OUTAGE_DB", DEFAULT_URL)
+
+
+def open_storage(url: str | None = None) -> Storage:
+    url = url or default_url()
+    if url.startswith("sqlite://"):
+        from .sqlite import SqliteStorage
+
+        # sqlite:///relative.db, sqlite:////absolute/path.db (the SQLAlchemy convention)
+        return SqliteStorage(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ValueError(f"unknown storage URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+__all__ = ["Storage", "open_storage", "default_url", "DEFAULT_URL"]

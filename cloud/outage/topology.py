@@ -1,0 +1,80 @@
+"""A synthetic but plausible service territory: customers in areas (prefecture / city / district),
+each area served by a few concentrators (集約装置). Deterministic, so the fleet simulator and the
+registrations it imports agree without sharing files."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Area, Language, Registration
+
+PREFECTURES = {
+    "広島県": ("広島市中区", "広島市南区", "呉市", "福山市", "東広島市"),
+    "岡山県": ("岡山市北区", "倉敷市", "津山市"),
+    "山口県": ("下関市", "山口市", "周南市"),
+    "鳥取県": ("鳥取市", "米子市"),
+    "島根県": ("松江市", "出雲市"),
+}
+CITIES = [(pref, city) for pref, cities in PREFECTURES.items() for city in cities]
+DISTRICTS = ("基町", "本通", "紙屋町", "八丁堀", "大手町", "宇品", "段原", "皆実町", "舟入", "江波")
+FAMILY = ("山田", "佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "中村", "小林", "加藤")
+GIVEN = ("太郎", "花子", "一郎", "美咲", "健", "由美", "翔", "陽子")
+ROMAJI = {"山田": "Yamada", "佐藤": "Sato", "鈴木": "Suzuki", "高橋": "Takahashi", "田中": "Tanaka",
+          "伊藤": "Ito", "渡辺": "Watanabe", "中村": "Nakamura", "小林": "Kobayashi", "加藤": "Kato"}
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    meters: int
+    area_size: int = 40  # customers per district
+    concentrators_per_area: int = 2
+    english_every: int = 10  # every n-th customer reads English e-mail
+    email_domain: str = "example.jp"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.meters <= 10_000_000:
+            raise ValueError("meters must be between 1 and 10,000,000")
+        if self.area_size < 1 or self.concentrators_per_area < 1:
+            raise ValueError("area_size and concentrators_per_area must be at least 1")
+
+    @property
+    def areas(self) -> int:
+        return -(-self.meters // self.area_size)
+
+
+def meter_id(n: int) -> str:
+    return f"SM{n:07d}"
+
+
+def area_of(index: int) -> Area:
+    pref, city = CITIES[index % len(CITIES)]
+    rest = index // len(CITIES)
+    return Area(pref, city, f"{DISTRICTS[rest % len(DISTRICTS)]}{rest // len(DISTRICTS) + 1}丁目")
+
+
+def concentrator_of(spec: FleetSpec, n: int) -> str:
+    a, pos = divmod(n, spec.area_size)
+    return f"CN{a:06d}-{pos * spec.concentrators_per_area // spec.area_size + 1}"
+
+
+def registration(spec: FleetSpec, n: int) -> Registration:
+    family, given = FAMILY[n % len(FAMILY)], GIVEN[(n // len(FAMILY)) % len(GIVEN)]
+    english = spec.english_every and n % spec.english_every == spec.english_every - 1
+    return Registration(
+        meter_id=meter_id(n),
+        customer_number=f"C{n:09d}",
+        area=area_of(n // spec.area_size),
+        concentrator_id=concentrator_of(spec, n),
+        email=f"c{n:07d}@{spec.email_domain}",
+        name=f"{ROMAJI[family]} {given}" if english else f"{family} {given}",
+        language=Language.EN if english else Language.JA,
+    )
+
+
+def registrations(spec: FleetSpec):
+    for n in range(spec.meters):
+        yield registration(spec, n)
+
+
+def area_meters(spec: FleetSpec, area_index: int) -> list[int]:
+    start = area_index * spec.area_size
+    return list(range(start, min(start + spec.area_size, spec.meters)))

@@ -1,0 +1,126 @@
+"""A meter rig built from real parts: the Modbus chip emulator over TCP, the Modbus driver, a real
+Mosquitto, the meter service on a simulated clock, and example company servers."""
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import paho.mqtt.client as mqtt
+
+from appliance.datatypes import parse_data_types
+from appliance.domain import Action, Company, Contract, ContractChange, Role
+from appliance.intake import accept_change
+from appliance.mqtt import MqttUplink
+from appliance.schedule import parse_switch_text
+from appliance.service import MeterService, ServiceSettings
+from appliance.store import Store
+from cloud.company_server import CompanyServer
+from drivers.modbus.bridge import ModbusEndpoint
+from drivers.modbus.chip import ModbusMeteringChip
+from drivers.modbus.emulator import ChipEmulator
+from drivers.modbus.profiles import get_profile
+from polling import wait_for
+
+METER = "MTR-T1"
+HALF_HOUR = timedelta(minutes=30)
+
+
+class GridOperator:
+    """A plain subscriber to meters/+/interval (the MDMS side), to check every reading arrives."""
+
+    def __init__(self, broker):
+        self.seqs: list[int] = []
+        self.bodies: list[dict] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="grid-op", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe("meters/+/interval", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        import json
+
+        body = json.loads(msg.payload)
+        self.seqs.append(body["seq"])
+        self.bodies.append(body)
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Rig:
+    def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D")):
+        self.tmp_path, self.broker, self.clock = tmp_path, broker, clock
+        self.emulator = ChipEmulator(get_profile(profile), clock)
+        port = self.emulator.start_tcp()
+        self.chip = ModbusMeteringChip(get_profile(profile), ModbusEndpoint.tcp("127.0.0.1", port, timeout=0.5),
+                                       clock=clock, retries=1, backoff=0.0, sleep=lambda s: None)
+        self.companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3").start()
+                          for c in companies}
+        for c in self.companies.values():
+            assert c.connected.wait(5)
+        self.store_path = tmp_path / "meter.sqlite3"
+        self.start_service()
+
+    def start_service(self):
+        self.store = Store(self.store_path)
+        self.uplink = MqttUplink(METER, self.broker.host, self.broker.port, self.clock, will_delay=0)
+        self.uplink.start()
+        self.service = MeterService(ServiceSettings(METER, HALF_HOUR, retention=timedelta(days=30)), self.store, self.chip, self.uplink, self.clock)
+        wait_for(lambda: self.uplink.state().connected, what="meter connected")
+
+    def stop_service(self):
+        self.uplink.stop()
+        self.store.close()
+
+    def commission(self, *contracts):
+        self.service.commission(tuple(contracts))
+
+    def change(self, kind, action, code, switch, types="", menu=None, send_interval=None):
+        ch = ContractChange(kind=Role(kind), action=Action(action), company=Company(code, f"{code}社"),
+                            switch=parse_switch_text(switch), data_types=parse_data_types(types) if types else (),
+                            menu=menu, send_interval=send_interval)
+        return accept_change(self.store, self.service.sender, ch, self.clock.now(), HALF_HOUR)
+
+    def run(self, steps, dt=HALF_HOUR):
+        for _ in range(steps):
+            self.service.step()
+            self.clock.advance(dt)
+        self.service.step()
+
+    def drain(self, timeout=20.0):
+        """Step (without moving time) until the broker has acknowledged everything released."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.service.step()
+            if self.store.outbox_size() == 0 or (self._only_unreleased() and self.service.pump.in_flight == 0):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"outbox not drained: {self.store.outbox_by_company()}")
+
+    def _only_unreleased(self):
+        return not self.store.released(self.clock.now(), 0, 1)
+
+    def received(self, code):
+        """Company ``code``'s stored readings, once every entitled reading has arrived."""
+        want = len(self.store.entitlements(code))
+        wait_for(lambda: len(self.companies[code].data()) >= want, what=f"{code} to receive {want} readings")
+        time.sleep(0.05)
+        return self.companies[code].data()
+
+    def close(self):
+        self.stop_service()
+        for c in self.companies.values():
+            c.stop()
+        self.emulator.stop()
+        self.chip.close()
+
+
+def supply(code, types="time,power,energy", menu=None, send=HALF_HOUR):
+    return Contract(Role.SUPPLY, Company(code, f"{code}社"), parse_data_types(types), send, menu)
+
+
+def data(code, types, send=HALF_HOUR):
+    return Contract(Role.DATA, Company(code, f"{code}社"), parse_data_types(types), send)
+

@@ -1,0 +1,114 @@
+"""The collector against a real Mosquitto: dedup, malformed input, Table 2, $share and restarts."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from polling import wait_for as wait_until
+
+from cloud.outage.collector import Collector, Timing
+from appliance.clock import iso
+
+PERIOD = timedelta(minutes=30)
+
+
+def reading(meter: str, seq: int, end) -> dict:
+    return {"meter_id": meter, "seq": seq, "interval_start": iso(end - PERIOD), "interval_end": iso(end),
+            "power_w": 420.0, "energy_wh": 210.0}
+
+
+def publish(client, topic: str, payload) -> None:
+    data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    client.publish(topic, data, qos=1).wait_for_publish(5)
+
+
+def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, storage, day_clock):
+    c = Collector(storage, day_clock, flush_interval_s=0.05)
+    c.start(broker.host, broker.port)
+    end = day_clock.now()
+    publish(publisher, "meters/m1/interval", reading("m1", 1, end))
+    publish(publisher, "meters/m1/interval", reading("m1", 1, end))  # a duplicate
+    publish(publisher, "concentrators/c1/batch", {"readings": [reading("m2", 7, end), {"meter_id": "m 3!", "seq": 1}]})
+    bad = {
+        "meters/m4/interval": b"\xff\xfe",
+        "meters/m5/interval": b"{not json",
+        "meters/m6/interval": reading("other", 1, end),
+        "meters/m7/interval": {**reading("m7", 1, end), "interval_start": "2026-11-23T10:00"},
+        "meters/m8/interval": {**reading("m8", 1, end), "seq": "1"},
+        "meters/m9/status": {"state": "exploded", "at": iso(end)},
+        "concentrators/c2/batch": [1, 2],
+    }
+    for topic, payload in bad.items():
+        publish(publisher, topic, payload)
+    wait_until(lambda: c.stats.messages == 10, what="all messages")
+    c.stop()
+    assert storage.reading_keys() == [("m1", 1), ("m2", 7)]
+    assert c.stats.stored == 2 and c.stats.duplicates == 1
+    assert c.stats.malformed == {
+        "not UTF-8": 1, "not JSON": 1, "meter_id differs from topic": 1, "interval_start has no UTC offset": 1,
+        "bad seq": 1, "unknown state": 1, "batch without a readings list": 1, "bad meter_id": 1,
+    }
+
+
+def test_no_communication_list_after_grace(broker, publisher, storage, day_clock):
+    c = Collector(storage, day_clock, Timing(PERIOD, timedelta(minutes=2)), flush_interval_s=0.05)
+    c.start(broker.host, broker.port)
+    w0 = day_clock.now()  # 10:00, a window end
+    for m in ("m1", "m2", "m3"):
+        publish(publisher, f"meters/{m}/interval", reading(m, 1, w0))
+    day_clock.advance(PERIOD)  # 10:30: window 10:00-10:30 ends; m3 stays silent, m2 reports late
+    for m in ("m1", "m2"):
+        publish(publisher, f"meters/{m}/interval", reading(m, 2, w0 + PERIOD))
+    publish(publisher, "meters/m1/status", {"state": "power_fail", "at": iso(day_clock.now() + timedelta(seconds=30))})
+    wait_until(lambda: c.stats.messages == 6, what="messages")
+    assert c.poll_window().window_end == w0  # before the grace period: still the previous window
+    day_clock.advance(timedelta(minutes=2))
+    table2 = c.poll_window()
+    assert table2.window_end == w0 + PERIOD and sorted(table2.meter_ids) == ["m1", "m3"]
+    assert c.poll_window() is None  # once per window
+    c.stop()
+
+
+def test_two_collectors_on_a_shared_subscription_neither_lose_nor_double_count(broker, publisher, storage_url, day_clock):
+    from cloud.outage.storage import open_storage
+
+    stores = [open_storage(storage_url), open_storage(storage_url)]
+    collectors = [Collector(s, day_clock, flush_interval_s=0.05, batch_size=200) for s in stores]
+    for i, c in enumerate(collectors):
+        c.start(broker.host, broker.port, share_group="outage", client_id=f"collector-{i}")
+    end = day_clock.now()
+    sent = 0
+    for seq in range(1, 5):
+        for m in range(150):
+            publisher.publish(f"meters/m{m}/interval", json.dumps(reading(f"m{m}", seq, end + seq * PERIOD)), qos=1)
+            sent += 1
+    for m in range(50):  # redeliveries of earlier readings
+        publisher.publish(f"meters/m{m}/interval", json.dumps(reading(f"m{m}", 1, end + PERIOD)), qos=1)
+    wait_until(lambda: sum(c.stats.messages for c in collectors) == sent + 50, timeout=30, what="all messages")
+    for c in collectors:
+        c.stop()
+    assert all(c.stats.messages > 0 for c in collectors)  # the broker really shared the load
+    assert stores[0].reading_count() == sent == 600
+    assert sum(c.stats.stored for c in collectors) == 600
+    assert sum(c.stats.duplicates for c in collectors) == 50
+    for s in stores:
+        s.close()
+
+
+def test_a_collector_crash_loses_nothing(broker, publisher, storage, day_clock):
+    """Killed with readings received but not committed: the persistent session redelivers them."""
+    c = Collector(storage, day_clock, flush_interval_s=3600, batch_size=10**6)  # nothing commits on its own
+    c.start(broker.host, broker.port, client_id="collector-a")
+    end = day_clock.now()
+    for m in range(20):
+        publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", 1, end))
+    wait_until(lambda: c.stats.messages == 20, what="first messages")
+    c.stop(flush=False)  # crash: nothing stored, nothing acknowledged
+    assert storage.reading_count() == 0
+    for m in range(20, 30):  # sent while the collector is down
+        publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", 1, end))
+    again = Collector(storage, day_clock, flush_interval_s=0.05)
+    again.start(broker.host, broker.port, client_id="collector-a")
+    wait_until(lambda: storage.reading_count() == 30, what="redelivered readings")
+    again.stop()
+    assert len(set(storage.reading_keys())) == 30
