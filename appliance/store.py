@@ -79,6 +79,16 @@ CREATE TABLE IF NOT EXISTS delivered (
     company_code TEXT PRIMARY KEY,
     count INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,            -- security_error | card_rejected | link_lost | ...
+    company_code TEXT,
+    message TEXT NOT NULL,         -- English
+    message_ja TEXT NOT NULL,      -- Japanese, for the household display
+    detail TEXT NOT NULL DEFAULT '{}',
+    cleared REAL
+);
 CREATE TABLE IF NOT EXISTS company_serials (
     company_code TEXT PRIMARY KEY,
     serial INTEGER NOT NULL
@@ -308,6 +318,25 @@ class Store:
             " SET serial=max(serial, excluded.serial)",
             (company_code, serial),
         )
+
+    # -- alerts for the household (security errors, rejected cards, ...) ------------------------
+    def raise_alert(self, at: datetime, kind: str, message: str, message_ja: str, company_code: str | None = None,
+                    **detail: Any) -> int:
+        cur = self.db.execute(
+            "INSERT INTO alerts(at, kind, company_code, message, message_ja, detail) VALUES(?,?,?,?,?,?)",
+            (ts(at), kind, company_code, message, message_ja, json.dumps(detail, ensure_ascii=False)))
+        return int(cur.lastrowid)
+
+    def alerts(self, include_cleared: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+        q = "SELECT id, at, kind, company_code, message, message_ja, detail, cleared FROM alerts"
+        if not include_cleared:
+            q += " WHERE cleared IS NULL"
+        rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [{"id": r[0], "at": from_ts(r[1]), "kind": r[2], "company_code": r[3], "message": r[4],
+                 "message_ja": r[5], "detail": json.loads(r[6]), "cleared": r[7] is not None} for r in rows]
+
+    def clear_alert(self, alert_id: int, at: datetime) -> None:
+        self.db.execute("UPDATE alerts SET cleared=? WHERE id=? AND cleared IS NULL", (ts(at), alert_id))
 
     # -- outbox (store-and-forward) -------------------------------------------------------
     def enqueue(self, topic: str, payload: dict[str, Any], release_at: datetime, company_code: str | None) -> None:
