@@ -9,11 +9,31 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from .clock import JST, Clock
+from .clock import JST, Clock, iso
 from .domain import ContractChange
 from .intake import accept_change, cancel_change
+from .schedule import describe
 from .sending import Sender
 from .store import Store
+
+
+def contract_overview(store: Store) -> dict:
+    """Who is in force, what is pending, and who receives which data: for the CLI and the UI."""
+    in_force = [
+        {"role": c.role.value, "company": c.company.code, "name": c.company.name, "server": c.company.server,
+         "data_types": [t.value for t in c.data_types], "menu": c.menu,
+         "send_interval_s": c.send_interval.total_seconds(), "since": iso(c.since) if c.since else None}
+        for c in store.contracts()
+    ]
+    pending = [
+        {"id": ch.id, "kind": ch.kind.value, "action": ch.action.value, "company": ch.company.code,
+         "name": ch.company.name, "switch": describe(ch.switch), "data_types": [t.value for t in ch.data_types],
+         "menu": ch.menu, "source": ch.source,
+         "last_applied": iso(book["last_applied"]) if book["last_applied"] else None}
+        for ch, book in store.changes(("pending",))
+    ]
+    return {"in_force": in_force, "pending": pending}
+
 
 
 @dataclass(frozen=True)
@@ -49,8 +69,6 @@ class MeterAPI:
 
     # -- views ---------------------------------------------------------------------------------
     def view(self) -> MeterView:
-        from .cli import contract_overview  # the same overview the CLI prints
-
         overview = contract_overview(self.store)
         return MeterView(
             meter_id=self.meter_id,

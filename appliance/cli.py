@@ -15,6 +15,7 @@ from .config import MeterConfig, load_config, parse_duration
 from .datatypes import DataType, UnknownDataType, parse_data_types
 from .domain import Action, Company, ContractChange, Role
 from .errors import ChangeRejected, ConfigError
+from .api import contract_overview
 from .intake import accept_change, cancel_change
 from .schedule import describe, parse_switch_text
 from .sending import Sender
@@ -132,24 +133,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         raise ChangeRejected(f"change #{args.change_id} is not pending (see 'smartmeter appliance contract list')")
     print(f"cancelled change #{args.change_id}")
     return 0
-
-
-def contract_overview(store: Store) -> dict:
-    """Who is in force, what is pending, and who receives which data: for the CLI and the UI."""
-    in_force = [
-        {"role": c.role.value, "company": c.company.code, "name": c.company.name, "server": c.company.server,
-         "data_types": [t.value for t in c.data_types], "menu": c.menu,
-         "send_interval_s": c.send_interval.total_seconds(), "since": iso(c.since) if c.since else None}
-        for c in store.contracts()
-    ]
-    pending = [
-        {"id": ch.id, "kind": ch.kind.value, "action": ch.action.value, "company": ch.company.code,
-         "name": ch.company.name, "switch": describe(ch.switch), "data_types": [t.value for t in ch.data_types],
-         "menu": ch.menu, "source": ch.source,
-         "last_applied": iso(book["last_applied"]) if book["last_applied"] else None}
-        for ch, book in store.changes(("pending",))
-    ]
-    return {"in_force": in_force, "pending": pending}
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from .clock import UTC
 from .datatypes import DataType
-from .domain import Action, Company, Contract, ContractChange, Reading, Role, SwitchTime
+from .domain import Action, Company, Contract, ContractChange, Reading, Role
 from .schedule import parse_switch, switch_to_wire
 
 SCHEMA = """
