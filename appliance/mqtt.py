@@ -36,6 +36,7 @@ class MqttUplink:
         self._lock = threading.Lock()
         self._acks: dict[int, Callable[[], None]] = {}
         self._early_acks: set[int] = set()
+        self._stopping = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"meter-{meter_id}",
                                   protocol=mqtt.MQTTv5)
         if username:
@@ -63,6 +64,7 @@ class MqttUplink:
 
     def stop(self, final_state: str = "offline") -> None:
         """Graceful stop: say so on the status topic, then disconnect."""
+        self._stopping = True
         if self._state.connected:
             done = threading.Event()
             self._publish(topics.status(self.meter_id), self._status_payload(final_state), done.set, retain=True)
@@ -114,7 +116,9 @@ class MqttUplink:
         client.subscribe(topics.commands(self.meter_id), qos=1)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._state.connected:
+        if self._stopping:
+            self._state = LinkState(False, "stopped")
+        elif self._state.connected:
             log.warning("lost the broker %s:%s (%s); readings queue in the store", self.host, self.port, reason_code)
             self._state = LinkState(False, f"disconnected from {self.host}:{self.port}: {reason_code}")
         elif "refused" not in self._state.detail:

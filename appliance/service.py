@@ -64,9 +64,10 @@ class MeterService:
         now = self.clock.now()
         reading = self._measure_if_due(now)
         for due in self.switcher.due(now):
-            # Close the running window at the switch moment, so the reading before it goes to the
-            # outgoing company and the one after it to the incoming one: no gap, no overlap.
-            self._close_window(now)
+            # A switch inside the running window closes it first, so the reading before the switch
+            # goes to the outgoing company and the one after it to the incoming one: no gap, no
+            # overlap. (A switch on a window boundary needs no extra reading.)
+            self._close_window(due.occurrence, now)
             self.switcher.apply(due, now)
         self.pump.pump(now)
         self._note_link()
@@ -86,9 +87,9 @@ class MeterService:
             return None
         return self._record(self.chip.read_sample(), end, now)
 
-    def _close_window(self, now: datetime) -> None:
+    def _close_window(self, occurrence: datetime, now: datetime) -> None:
         last = self.measurer.last_end
-        if last is None or now > last:
+        if last is None or (last < occurrence and now > last):
             self._record(self.chip.read_sample(), now, now)
 
     def _record(self, sample, end: datetime, now: datetime) -> Reading | None:

@@ -1,0 +1,162 @@
+"""``smartmeter demo``: the whole system in emulation, with a live view of what is measured and who
+receives what.
+
+A simulated household day runs fast (default 60x: one simulated minute per real second). The meter
+starts with TEPCO-EP as its power company and HEMS-LAB as a data company; two contract changes are
+stored at once, as if from cards: a switch to ENEOS-P at 06:00 and the end of HEMS-LAB's contract at
+08:00. Each company's own server shows exactly the data types it is owed, and nothing else.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from appliance.clock import JST
+from appliance.config import parse_duration
+from appliance.datatypes import parse_data_types
+from appliance.domain import Action, Company, ContractChange, Role
+from appliance.schedule import parse_switch
+
+from .emulation import EmulatedSystem, demo_start_time
+
+DEFAULT_WORKDIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "smartmeter-demo"
+
+
+def register(groups) -> None:
+    p = groups["demo"]
+    p.description = __doc__.split("\n\n")[0].split(": ", 1)[1]
+    p.add_argument("--speed", type=float, default=60.0, help="simulated seconds per real second (default 60)")
+    p.add_argument("--interval", default="1m", help="measurement interval in simulated time (default 1m)")
+    p.add_argument("--duration", type=float, help="stop after this many real seconds (default: until Ctrl-C)")
+    p.add_argument("--plain", action="store_true", help="print lines instead of the live screen (automatic without a TTY)")
+    p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where the demo keeps its stores (wiped at start)")
+    p.add_argument("--no-ui", action="store_true", help="do not open the touch-screen emulation even if a display is present")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if not args.no_ui and os.environ.get("DISPLAY") and _ui_available():
+        # With a display, the main command is the touch screen's desktop emulation.
+        return subprocess.call([sys.executable, "-m", "smartmeter.cli", "ui", "--emulate"])
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    system = EmulatedSystem(args.workdir, interval=parse_duration(args.interval, "--interval"), speed=args.speed,
+                            start=demo_start_time()).start_all()
+    _store_demo_changes(system)
+    plain = args.plain or not sys.stdout.isatty()
+    deadline = time.monotonic() + args.duration if args.duration else None
+    try:
+        if plain:
+            _run_plain(system, deadline)
+        else:
+            _run_live(system, deadline)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        system.stop_all()
+    _print_summary(system)
+    return 0
+
+
+def _ui_available() -> bool:
+    try:
+        import ui.cli  # noqa: F401
+        import kivy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _store_demo_changes(system: EmulatedSystem) -> None:
+    day = system.clock.now().astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+    by_code = {c.code: c for c in system.companies}
+    eneos = by_code["ENEOS-P"]
+    system.api.submit_change(ContractChange(
+        kind=Role.SUPPLY, action=Action.CONTRACT, company=Company(eneos.code, eneos.name),
+        switch=parse_switch((day + timedelta(hours=6)).isoformat()),
+        data_types=parse_data_types(eneos.data_types),
+        menu="ENEOSでんきV", source="demo"))
+    system.api.submit_change(ContractChange(
+        kind=Role.DATA, action=Action.ABOLISH, company=Company("HEMS-LAB", by_code["HEMS-LAB"].name),
+        switch=parse_switch((day + timedelta(hours=8)).isoformat()), source="demo"))
+
+
+def _snapshot(system: EmulatedSystem) -> dict:
+    view = system.api.view()
+    received = {}
+    for code, server in system.servers.items():
+        data = server.data()
+        received[code] = {"count": len(data), "last": data[-1] if data else None,
+                          "events": [e["event"] for e in server.events()], "summary": server.received()}
+    return {"view": view, "received": received, "sample": system.emulator.measure()}
+
+
+def _run_plain(system: EmulatedSystem, deadline: float | None) -> None:
+    while deadline is None or time.monotonic() < deadline:
+        time.sleep(2)
+        s = _snapshot(system)
+        v = s["view"]
+        r = v.last_reading or {}
+        got = " ".join(f"{c}={x['count']}" for c, x in s["received"].items())
+        print(f"{v.now.astimezone(JST):%H:%M} JST  power {r.get('power_w')} W  energy {r.get('energy_wh')} Wh  "
+              f"supply {next((c['company'] for c in v.in_force if c['role'] == 'supply'), '-')}  "
+              f"queued {v.queued}  received: {got}", flush=True)
+
+
+def _run_live(system: EmulatedSystem, deadline: float | None) -> None:
+    from rich.live import Live
+
+    with Live(_render(_snapshot(system), system), refresh_per_second=2, screen=False) as live:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.5)
+            live.update(_render(_snapshot(system), system))
+
+
+def _render(s: dict, system: EmulatedSystem):
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+
+    v = s["view"]
+    r = v.last_reading or {}
+    link = v.link or {}
+    head = (f"[b]スマートメーター デモ[/b]  meter {v.meter_id}   simulated {v.now.astimezone(JST):%Y-%m-%d %H:%M} JST "
+            f"(x{system.speed:g})   broker {system.broker.host}:{system.broker.port} "
+            f"{'[green]connected[/]' if link.get('connected') else '[red]' + str(link.get('detail', '')) + '[/]'}")
+    p = r.get("power_w")
+    flow = "—" if p is None else ("forward 順潮流" if p > 5 else "reverse 逆潮流" if p < -5 else "no load 無負荷")
+    measured = Table.grid(padding=(0, 3))
+    measured.add_row(f"power {p} W ({flow})", f"energy {r.get('energy_wh')} Wh (export {r.get('export_wh')} Wh)",
+                     f"window {str(r.get('interval_start', ''))[11:16]}–{str(r.get('interval_end', ''))[11:16]}")
+    measured.add_row(f"voltage {r.get('voltage_v')} V", f"current {r.get('current_a')} A",
+                     f"pf {r.get('power_factor')}  {r.get('frequency_hz')} Hz")
+    measured.add_row(f"import total {r.get('import_wh_total')} Wh", f"export total {r.get('export_wh_total')} Wh",
+                     f"reading seq {r.get('seq')}   queued {v.queued}")
+    contracts = Table("role", "company", "data types it receives", "menu / switch", expand=True)
+    for c in v.in_force:
+        contracts.add_row(c["role"], f"{c['company']} {c['name']}", ", ".join(c["data_types"]), c["menu"] or "")
+    for pnd in v.pending:
+        contracts.add_row(f"[yellow]pending #{pnd['id']}[/]", f"{pnd['company']} {pnd['name']}",
+                          ", ".join(pnd["data_types"]), f"{pnd['action']} at {pnd['switch']}")
+    who = Table("company", "readings received", "last payload (exactly its data types)", "events", expand=True)
+    for code, x in s["received"].items():
+        last = x["last"] or {}
+        fields = {k: val for k, val in last.items() if k not in ("meter_id", "company_code")}
+        dup = x["summary"].duplicates
+        who.add_row(code, f"{x['count']}" + (f" (+{dup} dup dropped)" if dup else ""),
+                    ", ".join(f"{k}={val}" for k, val in fields.items())[:90], ", ".join(x["events"])[-60:])
+    return Group(head, Panel(measured, title="Measured (S807/S808)"), Panel(contracts, title="Contracts (56A / 56B)"),
+                 Panel(who, title="Who received what (S805/S806)"))
+
+
+def _print_summary(system: EmulatedSystem) -> None:
+    print("\nDemo finished. What each company's server stored:")
+    for code, server in system.servers.items():
+        got = server.received()
+        print(f"  {code:<9} {got.data} readings, {got.events} events, {got.duplicates} duplicates dropped")
+    print(f"Stores kept in {system.workdir}")
