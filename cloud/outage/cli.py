@@ -285,7 +285,7 @@ def register(groups) -> None:
 
     p = sim.add_parser("fleet", help="drive N simulated meters over MQTT through an outage scenario",
                        description="Meters in areas under concentrators send interval readings with jitter; "
-                                   "about 1%% miss any read. Scenarios: " + ", ".join(SCENARIOS) + ".")
+                                   "about 1% miss any read. Scenarios: " + ", ".join(SCENARIOS) + ".")
     p.add_argument("--meters", type=int, default=1000, help="fleet size, 1 .. 1,000,000 (default 1000)")
     p.add_argument("--area-size", type=int, default=40, help="customers per area (default 40)")
     p.add_argument("--concentrators", type=int, default=2, help="concentrators per area (default 2)")
