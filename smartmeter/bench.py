@@ -113,8 +113,6 @@ def bench_memory(broker: LocalMosquitto, port: int, sim_seconds: int) -> dict:
 
 def cmd_memory_child(args: argparse.Namespace) -> int:
     """The headless meter service alone in its process, stepped through simulated time."""
-    import resource
-
     quiet_pymodbus()
     host, _, bport = args.broker.rpartition(":")
     clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
@@ -134,8 +132,8 @@ def cmd_memory_child(args: argparse.Namespace) -> int:
         service.step()
         time.sleep(0.01)
     wall = time.perf_counter() - t0
-    rss = int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    rss, peak = (int(status[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # kB -> MB
     uplink.stop()
     print(json.dumps({"rss_mb": rss, "peak_rss_mb": peak, "readings": len(service.store.readings()), "wall_s": wall}))
     return 0

@@ -50,12 +50,17 @@ class GridOperator:
 
 
 class Rig:
-    def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D")):
+    def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D"), rtu=None):
+        """``rtu``: a (chip side, meter side) pty pair to run the chip on Modbus RTU instead of TCP."""
         self.tmp_path, self.broker, self.clock = tmp_path, broker, clock
         self.emulator = ChipEmulator(get_profile(profile), clock)
-        port = self.emulator.start_tcp()
-        self.chip = ModbusMeteringChip(get_profile(profile), ModbusEndpoint.tcp("127.0.0.1", port, timeout=0.5),
-                                       clock=clock, retries=1, backoff=0.0, sleep=lambda s: None)
+        if rtu:
+            self.emulator.start_rtu(rtu[0], baud=9600)
+            endpoint = ModbusEndpoint.serial(rtu[1], baud=9600, timeout=0.5)
+        else:
+            endpoint = ModbusEndpoint.tcp("127.0.0.1", self.emulator.start_tcp(), timeout=0.5)
+        self.chip = ModbusMeteringChip(get_profile(profile), endpoint, clock=clock, retries=1, backoff=0.0,
+                                       sleep=lambda s: None)
         self.companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3").start()
                           for c in companies}
         for c in self.companies.values():

@@ -62,24 +62,3 @@ def chips(clock) -> Iterator[Callable[..., ModbusMeteringChip]]:
         chip.close()
 
 
-@pytest.fixture
-def pty_pair(tmp_path) -> Iterator[tuple[str, str]]:
-    """A virtual null-modem cable: two linked ptys made by socat."""
-    if shutil.which("socat") is None:
-        pytest.skip("socat is not installed (apt-get install socat)")
-    a, b = str(tmp_path / "ttyA"), str(tmp_path / "ttyB")
-    proc = subprocess.Popen(
-        ["socat", "-d", "-d", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 5
-        while not (os.path.exists(a) and os.path.exists(b)):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("socat did not create the pty pair")
-            time.sleep(0.02)
-        yield a, b
-    finally:
-        proc.terminate()
-        proc.wait(5)
