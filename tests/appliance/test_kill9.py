@@ -112,3 +112,37 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path, broker):
         server.stop()
     grid.stop()
     emulator.stop()
+
+
+def retained_status(broker, meter_id: str) -> dict | None:
+    """The retained ``meters/{id}/status``, as a newly connecting grid operator sees it."""
+    import json
+
+    import paho.mqtt.client as mqtt
+
+    got: list[dict] = []
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
+    c.connect(broker.host, broker.port)
+    c.subscribe(f"meters/{meter_id}/status", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    c.disconnect()
+    c.loop_stop()
+    return got[-1] if got else None
+
+
+def test_status_is_online_while_running_and_the_last_will_says_offline(tmp_path, broker):
+    emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
+    config = write_config(tmp_path / "meter.toml", broker, emulator.start_tcp())
+    with open(tmp_path / "meter.log", "ab") as log:
+        meter = start_meter(config, log)
+        try:
+            wait_for(lambda: (retained_status(broker, "MTR-K9") or {}).get("state") == "online", timeout=15,
+                     what="online status")
+        finally:
+            meter.send_signal(signal.SIGKILL)  # no clean goodbye: the broker publishes the Last Will
+            meter.wait()
+    wait_for(lambda: (retained_status(broker, "MTR-K9") or {}).get("state") == "offline", timeout=60,
+             what="the Last Will")
+    emulator.stop()
