@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,12 +67,60 @@ class MqttSection:
 
 
 @dataclass(frozen=True)
+class TrustSection:
+    """The meter's trust anchor: the registry's root public key (PEM or 32 raw bytes), or None."""
+
+    registry_public_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmationSection:
+    """Confirmation against spoofing (embodiment 4). Off unless enabled (it needs the trust anchor)."""
+
+    enabled: bool = False
+    period: timedelta = timedelta(days=1)  # confirm sending once per period per company; 0 = before every send
+    timeout: timedelta = timedelta(seconds=30)  # how long to wait for a company's answer
+    retry_max: timedelta = timedelta(minutes=10)  # backoff cap between unanswered requests
+    recheck_after: timedelta = timedelta(hours=1)  # after a mismatch, ask again this much later
+    new_building: bool = False  # breaker open until the first matching confirmation from a power company
+
+
+@dataclass(frozen=True)
+class CardSlotSection:
+    slot: str
+    pcsc: str | None = None  # a PC/SC reader name (as pcsc_scan prints it)
+    nfc: str | None = None  # an nfcpy device path: usb:054c:06c3, tty:AMA0:pn532, udp:localhost:54321
+
+
+@dataclass(frozen=True)
+class CardsSection:
+    slots: tuple[CardSlotSection, ...] = ()
+
+
+@dataclass(frozen=True)
+class BreakerSection:
+    """The relay (interrupting unit 57) on a GPIO pin; ``pin`` None: no breaker fitted."""
+
+    pin: int | str | None = None
+    active_high: bool = True  # False for the common active-low relay modules
+    normally_closed: bool = False  # wired through the relay's NC contact: coil energised = supply cut
+    feedback_pin: int | str | None = None  # an auxiliary contact reporting the real contact state
+    feedback_active_high: bool = True
+    journal: Path = Path("/var/lib/smartmeter/breaker.json")
+    pin_factory: str | None = None  # gpiozero pin factory: lgpio, rpigpio, native, mock (emulation)
+
+
+@dataclass(frozen=True)
 class MeterConfig:
     meter: MeterSection
     chip: ChipSection
     mqtt: MqttSection
     contracts: tuple[Contract, ...] = field(default=())
     path: Path | None = None
+    trust: TrustSection = field(default_factory=TrustSection)
+    confirmation: ConfirmationSection = field(default_factory=ConfirmationSection)
+    cards: CardsSection = field(default_factory=CardsSection)
+    breaker: BreakerSection = field(default_factory=BreakerSection)
 
 
 _SECTION_KEYS = {
@@ -80,6 +128,11 @@ _SECTION_KEYS = {
     "chip": {"profile", "tcp", "serial", "baud", "address", "timeout"},
     "mqtt": {"host", "port", "username", "password", "password_file", "tls", "keepalive", "will_delay"},
     "contracts": {"supply", "data"},
+    "trust": {"registry_public_key"},
+    "confirmation": {"enabled", "period", "timeout", "retry_max", "recheck_after", "new_building"},
+    "cards": {"slots"},
+    "breaker": {"pin", "active_high", "normally_closed", "feedback_pin", "feedback_active_high", "journal",
+                "pin_factory"},
 }
 _CONTRACT_KEYS = {"company", "name", "server", "data_types", "send_interval", "menu"}
 
@@ -96,7 +149,7 @@ def load_config(path: str | Path) -> MeterConfig:
         cfg = parse_config(raw, base=path.parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return MeterConfig(cfg.meter, cfg.chip, cfg.mqtt, cfg.contracts, path)
+    return replace(cfg, path=path)
 
 
 def parse_config(raw: dict[str, Any], base: Path = Path(".")) -> MeterConfig:
@@ -159,11 +212,112 @@ def parse_config(raw: dict[str, Any], base: Path = Path(".")) -> MeterConfig:
     )
 
     contracts = _parse_contracts(_table(raw, "contracts"), interval)
+    trust = _parse_trust(_table(raw, "trust"), base)
     return MeterConfig(
         MeterSection(meter_id, interval, retention, store if store.is_absolute() else base / store, tick),
         chip_section,
         mqtt_section,
         contracts,
+        trust=trust,
+        confirmation=_parse_confirmation(_table(raw, "confirmation"), trust),
+        cards=_parse_cards(_table(raw, "cards")),
+        breaker=_parse_breaker(_table(raw, "breaker"), base),
+    )
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _parse_trust(table: dict[str, Any], base: Path) -> TrustSection:
+    _check_keys(table, _SECTION_KEYS["trust"], "trust.")
+    key = _get(table, "trust.registry_public_key", str)
+    if key is None:
+        return TrustSection()
+    path = _path(key, base)
+    if not path.is_file():
+        raise ConfigError(f"trust.registry_public_key: {key!r} is not a readable file (the registry's public key, "
+                          "e.g. made by `smartmeter card keys registry`)")
+    return TrustSection(path)
+
+
+def _parse_confirmation(table: dict[str, Any], trust: TrustSection) -> ConfirmationSection:
+    _check_keys(table, _SECTION_KEYS["confirmation"], "confirmation.")
+    enabled = bool(_get(table, "confirmation.enabled", bool) or False)
+    new_building = bool(_get(table, "confirmation.new_building", bool) or False)
+    if new_building and not enabled:
+        raise ConfigError("confirmation.new_building: needs confirmation.enabled = true")
+    if enabled and trust.registry_public_key is None:
+        raise ConfigError("confirmation.enabled: needs trust.registry_public_key (answers are signed)")
+    d = ConfirmationSection()
+    out = ConfirmationSection(
+        enabled=enabled,
+        period=parse_duration(table.get("period", d.period.total_seconds()), "confirmation.period"),
+        timeout=parse_duration(table.get("timeout", d.timeout.total_seconds()), "confirmation.timeout"),
+        retry_max=parse_duration(table.get("retry_max", d.retry_max.total_seconds()), "confirmation.retry_max"),
+        recheck_after=parse_duration(table.get("recheck_after", d.recheck_after.total_seconds()),
+                                     "confirmation.recheck_after"),
+        new_building=new_building,
+    )
+    if out.timeout <= timedelta(0):
+        raise ConfigError("confirmation.timeout: must be above 0s (e.g. '30s')")
+    if out.retry_max < out.timeout:
+        raise ConfigError("confirmation.retry_max: must not be shorter than confirmation.timeout")
+    return out
+
+
+def _parse_cards(table: dict[str, Any]) -> CardsSection:
+    _check_keys(table, _SECTION_KEYS["cards"], "cards.")
+    slots = table.get("slots", [])
+    if not isinstance(slots, list):
+        raise ConfigError("cards.slots: must be an array of tables [[cards.slots]]")
+    out: list[CardSlotSection] = []
+    for i, entry in enumerate(slots):
+        key = f"cards.slots[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{key}: must be a table with slot and pcsc or nfc")
+        _check_keys(entry, {"slot", "pcsc", "nfc"}, f"{key}.")
+        slot = _get(entry, f"{key}.slot", (str, int), required=True)
+        slot = str(slot)
+        if any(s.slot == slot for s in out):
+            raise ConfigError(f"{key}.slot: slot {slot!r} is listed twice")
+        pcsc, nfc = _get(entry, f"{key}.pcsc", str), _get(entry, f"{key}.nfc", str)
+        if (pcsc is None) == (nfc is None):
+            raise ConfigError(f"{key}: set exactly one of pcsc (a PC/SC reader name) or nfc (an nfcpy device)")
+        if nfc is not None and not re.match(r"^(usb|tty|udp)(:|$)", nfc):
+            raise ConfigError(f"{key}.nfc: {nfc!r} is not an nfcpy device (usb:..., tty:..., udp:host:port)")
+        out.append(CardSlotSection(slot, pcsc, nfc))
+    return CardsSection(tuple(out))
+
+
+def _parse_breaker(table: dict[str, Any], base: Path) -> BreakerSection:
+    _check_keys(table, _SECTION_KEYS["breaker"], "breaker.")
+    d = BreakerSection()
+    pin = _get(table, "breaker.pin", (int, str))
+    feedback = _get(table, "breaker.feedback_pin", (int, str))
+    for key, value in (("breaker.pin", pin), ("breaker.feedback_pin", feedback)):
+        if isinstance(value, bool) or (isinstance(value, int) and not 0 <= value <= 27):
+            raise ConfigError(f"{key}: {value!r} is not a BCM GPIO number 0-27 (or a name like 'GPIO17', 'BOARD11')")
+    if feedback is not None and feedback == pin:
+        raise ConfigError("breaker.feedback_pin: must differ from breaker.pin")
+    factory = _get(table, "breaker.pin_factory", str)
+    if factory is not None and factory not in ("lgpio", "rpigpio", "pigpio", "native", "mock"):
+        raise ConfigError(f"breaker.pin_factory: {factory!r} is not one of lgpio, rpigpio, pigpio, native, mock")
+    journal = _get(table, "breaker.journal", str)
+
+    def flag(name: str, default: bool) -> bool:
+        value = _get(table, f"breaker.{name}", bool)
+        return default if value is None else value
+
+    return BreakerSection(
+        pin=pin,
+        active_high=flag("active_high", d.active_high),
+        normally_closed=flag("normally_closed", d.normally_closed),
+        feedback_pin=feedback,
+        feedback_active_high=flag("feedback_active_high", d.feedback_active_high),
+        journal=_path(journal, base) if journal else d.journal,
+        pin_factory=factory,
     )
 
 

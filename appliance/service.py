@@ -9,13 +9,20 @@ interfaces.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from .api import MeterAPI
+from .breaker import BreakerControl
 from .clock import Clock
+from .confirmation import ConfirmationSettings, Confirmer
+from .documents import DocumentIntake, command_type
 from .domain import Contract, Reading
-from .interfaces import MeteringChip
+from .interfaces import Breaker, MeteringChip
 from .measure import Measurer
 from .sending import Sender
 from .store import Store
@@ -35,7 +42,10 @@ class ServiceSettings:
 
 class MeterService:
     def __init__(self, settings: ServiceSettings, store: Store, chip: MeteringChip, uplink: Uplink,
-                 clock: Clock) -> None:
+                 clock: Clock, *, root_public_key: Ed25519PublicKey | bytes | None = None,
+                 confirmation: ConfirmationSettings | None = None, breaker: Breaker | None = None) -> None:
+        """``root_public_key``: the registry's key (trust anchor) for signed commands; ``confirmation``:
+        embodiment 4 (off by default); ``breaker``: the relay driver, or None if none is fitted."""
         self.settings = settings
         self.store = store
         self.chip = chip
@@ -43,7 +53,13 @@ class MeterService:
         self.sender = Sender(store, settings.meter_id)
         self.measurer = Measurer(store, settings.meter_id, settings.measurement_interval)
         self.switcher = Switcher(store, self.sender)
-        self.pump = OutboxPump(store, uplink)
+        self.breaker = BreakerControl(store, breaker, clock)
+        self.confirmer = Confirmer(confirmation or ConfirmationSettings(), store, self.sender, settings.meter_id,
+                                   root_public_key, self.breaker, clock)
+        self.documents = (DocumentIntake(MeterAPI(store, settings.meter_id, settings.measurement_interval, clock),
+                                         root_public_key) if root_public_key is not None else None)
+        self._commands: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
+        self.pump = OutboxPump(store, uplink, gate=self.confirmer.allows_row if self.confirmer.enabled else None)
         self.uplink = uplink
         self._last_prune: datetime | None = None
         self._link = None
@@ -60,19 +76,47 @@ class MeterService:
             self.store.set_meta("commissioned", True)
         log.info("commissioned with %d contract(s)", len(contracts))
 
+    def submit_command(self, payload: bytes) -> None:
+        """A command from ``meters/{id}/commands`` (any thread, e.g. the MQTT uplink's ``on_command``);
+        it is handled on the service thread at the next step."""
+        self._commands.put(bytes(payload))
+
     def step(self) -> Reading | None:
         now = self.clock.now()
+        self._handle_commands(now)
+        self.breaker.apply_requests()
         reading = self._measure_if_due(now)
         for due in self.switcher.due(now):
+            if not self.confirmer.allows_switch(due, now):
+                continue  # S804 waits for the company's confirmation (embodiment 4)
             # A switch inside the running window closes it first, so the reading before the switch
             # goes to the outgoing company and the one after it to the incoming one: no gap, no
             # overlap. (A switch on a window boundary needs no extra reading.)
             self._close_window(due.occurrence, now)
             self.switcher.apply(due, now)
+        self.confirmer.tick(now)
         self.pump.pump(now)
+        self.confirmer.after_pump()
+        self.breaker.publish()
         self._note_link()
         self._prune(now)
         return reading
+
+    def _handle_commands(self, now: datetime) -> None:
+        while True:
+            try:
+                payload = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            kind = command_type(payload)
+            if kind == "confirm":
+                self.confirmer.on_confirm(payload, now)
+            elif kind == "contract_change" and self.documents is not None:
+                self.documents.submit_command(payload)
+            elif kind == "contract_change":
+                log.warning("ignored a remote contract change: no trust anchor configured (trust.registry_public_key)")
+            else:
+                log.warning("ignored a command of unknown type %r", kind)
 
     def _note_link(self) -> None:
         """Keep the link state in the store, so the CLI and the UI can show it (only on change)."""

@@ -36,8 +36,11 @@ class OutboxPump:
     """Moves released outbox rows to the uplink and deletes them once acknowledged."""
 
     def __init__(self, store: Store, uplink: Uplink, *, window: int = 1000, resend_after: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 gate: Callable[[OutboxRow, object], bool] | None = None) -> None:
+        """``gate(row, now)`` False holds a released row in the outbox for now (confirmation, S806)."""
         self.store = store
+        self.gate = gate
         self.uplink = uplink
         self.window = window  # rows in flight at most: bounds memory during a long backlog
         self.resend_after = resend_after
@@ -65,6 +68,9 @@ class OutboxPump:
             rows = [r for r in self.store.released(now, 0, room + len(self._inflight)) if r.id not in self._inflight]
             rows = rows[:room]
         for row in rows:
+            if self.gate is not None and not self.gate(row, now):
+                self._cursor = max(self._cursor, row.id)  # held: stays in the outbox, looked at again later
+                continue
             if not self._send(row):
                 break
         return delivered

@@ -25,7 +25,7 @@ GROUPS: dict[str, str] = {
 }
 
 # Groups that are one command rather than a family of subcommands.
-LEAVES = frozenset({"demo"})
+LEAVES = frozenset({"demo", "ui"})
 
 # Modules that define ``register(groups: dict[str, argparse._SubParsersAction]) -> None``.
 AREAS: tuple[str, ...] = (
@@ -35,6 +35,7 @@ AREAS: tuple[str, ...] = (
     "smartmeter.wiring",
     "cloud.cli",
     "cloud.outage.cli",
+    "ui.cli",
     "smartmeter.demo",
     "smartmeter.bench",
 )

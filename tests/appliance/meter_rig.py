@@ -50,9 +50,14 @@ class GridOperator:
 
 
 class Rig:
-    def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D"), rtu=None):
-        """``rtu``: a (chip side, meter side) pty pair to run the chip on Modbus RTU instead of TCP."""
+    def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D"), rtu=None,
+                 company_options=None, service_options=None):
+        """``rtu``: a (chip side, meter side) pty pair to run the chip on Modbus RTU instead of TCP.
+        ``company_options``: code -> extra CompanyServer keyword arguments (key, certificate, answer, ...);
+        ``service_options``: extra MeterService keyword arguments (root_public_key, confirmation, breaker),
+        or a callable returning them (called at each start, e.g. to build a fresh breaker driver)."""
         self.tmp_path, self.broker, self.clock = tmp_path, broker, clock
+        self.service_options = service_options or {}
         self.emulator = ChipEmulator(get_profile(profile), clock)
         if rtu:
             self.emulator.start_rtu(rtu[0], baud=9600)
@@ -61,7 +66,8 @@ class Rig:
             endpoint = ModbusEndpoint.tcp("127.0.0.1", self.emulator.start_tcp(), timeout=0.5)
         self.chip = ModbusMeteringChip(get_profile(profile), endpoint, clock=clock, retries=1, backoff=0.0,
                                        sleep=lambda s: None)
-        self.companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3").start()
+        self.companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3",
+                                           **(company_options or {}).get(c, {})).start()
                           for c in companies}
         for c in self.companies.values():
             assert c.connected.wait(5)
@@ -72,7 +78,10 @@ class Rig:
         self.store = Store(self.store_path)
         self.uplink = MqttUplink(METER, self.broker.host, self.broker.port, self.clock, will_delay=0)
         self.uplink.start()
-        self.service = MeterService(ServiceSettings(METER, HALF_HOUR, retention=timedelta(days=30)), self.store, self.chip, self.uplink, self.clock)
+        options = self.service_options() if callable(self.service_options) else self.service_options
+        self.service = MeterService(ServiceSettings(METER, HALF_HOUR, retention=timedelta(days=30)), self.store,
+                                    self.chip, self.uplink, self.clock, **options)
+        self.uplink.on_command = self.service.submit_command
         wait_for(lambda: self.uplink.state().connected, what="meter connected")
 
     def stop_service(self):

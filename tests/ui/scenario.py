@@ -1,0 +1,374 @@
+"""One UI scenario in its own process (Kivy allows one window per process).
+
+Run by tests/ui/test_ui.py under an Xvfb the test started: it builds the emulated meter from real
+parts (ui/emulation.py), opens the app, drives it only with touch events (kivy.tests'
+UnitTestTouch dispatched through the window), checks the core (a second store connection) and the
+company servers (MQTT), saves screenshots, and writes every check to a JSON results file.
+
+    python tests/ui/scenario.py {panel_a|panel_b|sizes} --out DIR --results FILE [--size WxH]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from ui.app import UiSettings, build_app_class, prepare_kivy  # noqa: E402
+from ui.cli import parse_size  # noqa: E402
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.results: dict[str, dict] = {}
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def check(self, name: str, ok: bool, detail: str = "") -> bool:
+        prev = self.results.get(name)
+        if prev is None or prev["ok"]:
+            self.results[name] = {"ok": bool(ok), "detail": detail}
+        return ok
+
+    def save(self):
+        Path(self.args.results).write_text(json.dumps(self.results, ensure_ascii=False, indent=1))
+
+
+async def until(pred, timeout=15.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                return True
+        except Exception:
+            pass
+        await asyncio.sleep(step)
+    return False
+
+
+async def tap(widget, hold=0.05):
+    """A real touch: down and up at the widget's centre, dispatched through the window."""
+    from kivy.tests.common import UnitTestTouch
+
+    await asyncio.sleep(0.05)
+    x, y = widget.to_window(*widget.center)
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    await asyncio.sleep(hold)
+    touch.touch_up()
+    await asyncio.sleep(0.1)
+
+
+async def frames(app, n=3):
+    start = app.frames
+    await until(lambda: app.frames >= start + n, 5)
+
+
+async def shot(app, run: Run, name: str):
+    from kivy.core.window import Window
+
+    await frames(app, 4)
+    path = Path(Window.screenshot(name=str(run.out / f"{name}.png")))
+    final = run.out / f"{name}.png"
+    if path.exists():
+        path.replace(final)
+    run.check(f"screenshot:{name}", final.exists(), str(final))
+
+
+async def open_drawer(app):
+    await tap(app.widgets["nav_drawer"])
+    await until(lambda: app.drawer._window is not None, 3)
+    await frames(app, 2)
+
+
+async def close_drawer(app):
+    app.drawer.dismiss()
+    await until(lambda: app.drawer._window is None, 3)
+    await frames(app, 2)
+
+
+async def insert(app, slot, card):
+    await open_drawer(app)
+    await tap(app.widgets[f"emu_card_{card}"])
+    await tap(app.widgets[f"emu_insert_{slot}"])
+    await close_drawer(app)
+
+
+def supply_company(store):
+    c = store.supply_contract()
+    return c.company.code if c else None
+
+
+def events(meter, code):
+    return [e["event"] for e in meter.servers[code].events()]
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+async def marks(app, run, meter):
+    """Fig. 7: forward, no load, reverse, breaker open, set from the drawer by touch."""
+    cases = [("forward", "emu_load_1500", ("blink", "off")), ("no_load", "emu_load_0", ("on", "on")),
+             ("reverse", "emu_solar_2000", ("off", "blink")), ("breaker_open", "emu_breaker", ("blink", "blink"))]
+    for state, button, want in cases:
+        await open_drawer(app)
+        await tap(app.widgets[button])
+        await close_drawer(app)
+        ok = await until(lambda: app.flow_state == state, 20)
+        fwd, rev = app.widgets["mark_forward"], app.widgets["mark_reverse"]
+        modes = (fwd.mode, rev.mode)
+        # watch the marks for a second: a blinking mark must be seen both lit and dark
+        seen = {"f": set(), "r": set()}
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.2:
+            seen["f"].add(fwd.lit)
+            seen["r"].add(rev.lit)
+            await asyncio.sleep(0.05)
+        expect_seen = {"blink": {True, False}, "on": {True}, "off": {False}}
+        run.check(f"marks:{state}", ok and modes == want and seen["f"] == expect_seen[want[0]]
+                  and seen["r"] == expect_seen[want[1]],
+                  f"state={app.flow_state} modes={modes} seen={seen} power={app.widgets['power_seg'].text}")
+        await shot(app, run, f"meter_{state}")
+    await open_drawer(app)
+    await tap(app.widgets["emu_breaker"])  # close the breaker again
+    await tap(app.widgets["emu_load_1500"])
+    await close_drawer(app)
+    await until(lambda: app.flow_state == "forward", 20)
+
+
+async def panel_a(app, run, meter):
+    from appliance.store import Store
+
+    store = Store(meter.store.path)
+    await shot(app, run, "meter")
+    await marks(app, run, meter)
+
+    for slot, card in (("1", "tepco"), ("2", "eneos"), ("3", "looop")):
+        await insert(app, slot, card)
+    ok = await until(lambda: all(app.cards.snapshot()[s].verified for s in "123"), 20)
+    run.check("cards:read", ok, str({s: (v.present, v.problem) for s, v in app.cards.snapshot().items()}))
+    await tap(app.widgets["nav_panel"])
+    ok = await until(lambda: app.widgets["slot1_select"].lit and not app.widgets["slot2_select"].lit, 10)
+    run.check("panel_a:lit_in_force", ok, "slot 1 (TEPCO, commissioned) lights")
+    await shot(app, run, "panel_a")
+
+    # select slot 2: switches at once, in the core and on MQTT
+    await tap(app.widgets["slot2_select"])
+    ok_core = await until(lambda: supply_company(store) == "ENEOS-P", 15)
+    ok_mqtt = await until(lambda: "contract_started" in events(meter, "ENEOS-P"), 15)
+    ok_ended = await until(lambda: "contract_ended" in events(meter, "TEPCO-EP"), 15)
+    ok_lit = await until(lambda: app.widgets["slot2_select"].lit and not app.widgets["slot1_select"].lit, 10)
+    run.check("panel_a:select_switches_core", ok_core, f"supply={supply_company(store)}")
+    run.check("panel_a:select_on_mqtt", ok_mqtt and ok_ended,
+              f"ENEOS={events(meter, 'ENEOS-P')} TEPCO={events(meter, 'TEPCO-EP')}")
+    run.check("panel_a:select_lights", ok_lit)
+    await shot(app, run, "panel_a_selected")
+
+    # date-time set on slot 3: unset shows grey; set schedules the switch
+    when = app.widgets["slot3_when"]
+    run.check("panel_a:unset_grey", not when.is_set and tuple(when.color)[:3] == tuple(app_grey())[:3],
+              f"text={when.text} color={tuple(when.color)}")
+    await tap(app.widgets["slot3_set"])
+    await until(lambda: "dt_ok" in app.widgets and app.scheduled_popup._window is not None, 5)
+    await frames(app, 2)
+    await tap(app.widgets["dt_hour_plus"])
+    await tap(app.widgets["dt_minute_plus"])
+    await shot(app, run, "panel_a_datetime")
+    await tap(app.widgets["dt_ok"])
+    ok = await until(lambda: any(ch.company.code == "LOOOP" and ch.switch.at is not None
+                                 for ch, _ in store.changes(("pending",))), 10)
+    pend = [(ch.company.code, ch.switch.at, ch.source) for ch, _ in store.changes(("pending",))]
+    run.check("schedule:pending_in_core", ok, str(pend))
+    at = next((a for c, a, _ in pend if c == "LOOOP"), None)
+    mins = (at - meter.clock.now()).total_seconds() / 60 if at else 0
+    run.check("schedule:time_from_buttons", at is not None and 61 <= mins <= 64, f"{mins:.1f} min ahead")
+    ok = await until(lambda: app.widgets["slot3_when"].is_set, 10)
+    run.check("schedule:display_set", ok and app.widgets["slot3_when"].text.count(":") == 1,
+              app.widgets["slot3_when"].text)
+    ok = await until(lambda: "contract_scheduled" in events(meter, "LOOOP"), 15)
+    run.check("schedule:on_mqtt", ok, str(events(meter, "LOOOP")))
+    run.check("schedule:not_yet_switched", supply_company(store) == "ENEOS-P")
+    await shot(app, run, "panel_a_scheduled")
+
+    await tap(app.widgets["nav_contracts"])
+    await until(lambda: len(app.widgets["contracts_list"].children) >= 4, 5)
+    await shot(app, run, "contracts")
+
+    # a refused card: its reason in plain words, on the slot and on the alerts screen
+    await insert(app, "1", "rogue")
+    ok = await until(lambda: app.cards.snapshot()["1"].problem is not None, 20)
+    prob = app.cards.snapshot()["1"].problem or {}
+    await tap(app.widgets["nav_panel"])
+    await frames(app, 3)
+    slot_text = app.widgets["slot1_card"].text
+    run.check("rejected:slot_reason", ok and prob.get("reason_ja", "") in slot_text and prob.get("reason_ja"),
+              f"{prob} | {slot_text}")
+    await shot(app, run, "panel_a_rejected")
+    await tap(app.widgets["nav_alerts"])
+    await frames(app, 3)
+    texts = [w.text for w in app.widgets["alerts_list"].walk() if hasattr(w, "text")]
+    run.check("rejected:alerts_reason", any(prob.get("reason_ja", "@@") in t for t in texts), str(texts)[:300])
+
+    # lost cloud connection: readings queue
+    await open_drawer(app)
+    await tap(app.widgets["emu_broker"])
+    await close_drawer(app)
+    ok = await until(lambda: app.view.link and not app.view.link.get("connected") and app.view.queued > 0, 30)
+    await frames(app, 3)
+    texts = [w.text for w in app.widgets["alerts_list"].walk() if hasattr(w, "text")]
+    run.check("alerts:link_lost_queued", ok and any("未送信の計量値" in t for t in texts), str(texts)[:300])
+    # a security error stored by the core (e.g. a failed confirmation)
+    with store.transaction():
+        store.raise_alert(meter.clock.now(), "security_error", "confirmation signature invalid",
+                          "確認データの署名が正しくありません", company_code="HEMS-LAB",
+                          breaker={"state": "open", "open": True})
+    ok = await until(lambda: any("HEMS-LAB" in t for t in [w.text for w in app.widgets["alerts_list"].walk()
+                                                           if hasattr(w, "text")]), 10)
+    run.check("alerts:security", ok)
+    await shot(app, run, "alerts")
+    await open_drawer(app)
+    await tap(app.widgets["emu_broker"])
+    await close_drawer(app)
+
+    await tap(app.widgets["nav_usage"])
+    await until(lambda: len(app.widgets["usage_chart"].values) > 2, 15)
+    await shot(app, run, "usage")
+
+    await tap(app.widgets["lang"])
+    await tap(app.widgets["nav_meter"])
+    run.check("language:english", app.widgets["nav_meter"].text == "Meter", app.widgets["nav_meter"].text)
+    await shot(app, run, "meter_en")
+    await tap(app.widgets["nav_panel"])
+    await shot(app, run, "panel_a_en")
+    await open_drawer(app)
+    await shot(app, run, "drawer")
+    await close_drawer(app)
+    store.close()
+
+
+def app_grey():
+    from ui.widgets import GREY
+
+    return GREY
+
+
+async def panel_b(app, run, meter):
+    from appliance.store import Store
+
+    store = Store(meter.store.path)
+    for card in ("tepco", "eneos", "tepco-night"):
+        await insert(app, "1", card)
+        await until(lambda: any(e["name"] for e in app.cards.entries()) and
+                    app.cards.snapshot()["1"].verified is not None and
+                    app.cards.snapshot()["1"].company["code"] == {"tepco": "TEPCO-EP", "eneos": "ENEOS-P",
+                                                                 "tepco-night": "TEPCO-EP"}[card], 20)
+    await tap(app.widgets["nav_panel"])
+    ok = await until(lambda: len(app.picker.entries) == 3 and app.picker.original is not None, 10)
+    await frames(app, 3)
+    names = [(e["code"], e.get("menu")) for e in app.picker.entries]
+    orig = app.picker.original
+    run.check("panel_b:list", ok, f"{names} original={orig}")
+    run.check("panel_b:original_highlighted", app.picker.highlight == orig and
+              app.widgets[f"b_item_{orig}"].highlighted)
+    await shot(app, run, "panel_b")
+
+    await tap(app.widgets["b_select"])
+    moved = app.picker.highlight
+    run.check("panel_b:select_moves", moved == (orig + 1) % 3 and app.widgets[f"b_item_{moved}"].highlighted,
+              f"{orig} -> {moved}")
+    await shot(app, run, "panel_b_selecting")
+    await tap(app.widgets["b_cancel"])
+    run.check("panel_b:cancel_restores", app.picker.highlight == orig and app.widgets[f"b_item_{orig}"].highlighted)
+    run.check("panel_b:cancel_no_change", supply_company(store) == "TEPCO-EP" and not store.changes(("pending",)))
+
+    target = next(i for i, (c, m) in enumerate(names) if c == "ENEOS-P")
+    for _ in range(3):
+        if app.picker.highlight == target:
+            break
+        await tap(app.widgets["b_select"])
+    await tap(app.widgets["b_ok"])
+    ok_core = await until(lambda: supply_company(store) == "ENEOS-P", 15)
+    ok_mqtt = await until(lambda: "contract_started" in events(meter, "ENEOS-P"), 15)
+    run.check("panel_b:ok_switches_core", ok_core, f"supply={supply_company(store)}")
+    run.check("panel_b:ok_on_mqtt", ok_mqtt, str(events(meter, "ENEOS-P")))
+    ok = await until(lambda: app.picker.original == target and app.picker.highlight == target, 10)
+    run.check("panel_b:ok_becomes_original", ok)
+    await frames(app, 3)
+    await shot(app, run, "panel_b_ok")
+    # many entries scroll: the list is a ScrollView
+    run.check("panel_b:scrolls", app.widgets["b_scroll"].do_scroll_y)
+    store.close()
+
+
+async def sizes(app, run, meter):
+    await insert(app, "1", "tepco")
+    await until(lambda: app.cards.snapshot()["1"].verified is not None, 20)
+    from kivy.core.window import Window
+
+    tag = f"{Window.width}x{Window.height}"
+    await shot(app, run, f"meter_{tag}")
+    for screen in ("panel", "contracts"):
+        await tap(app.widgets[f"nav_{screen}"])
+        await shot(app, run, f"{screen}_{tag}")
+
+
+SCENARIOS = {"panel_a": (panel_a, "a"), "panel_b": (panel_b, "b"), "sizes": (sizes, "a")}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--out", required=True)
+    p.add_argument("--results", required=True)
+    p.add_argument("--size", type=parse_size, default=(800, 480))
+    p.add_argument("--workdir", required=True)
+    args = p.parse_args()
+    fn, panel = SCENARIOS[args.scenario]
+    run = Run(args)
+    prepare_kivy(args.size)
+    from ui.emulation import EmulatedMeter
+    from ui.model import CardSlots
+
+    meter = EmulatedMeter(Path(args.workdir), interval=timedelta(seconds=1), nfc=False).start()
+    code = 0
+    try:
+        slots = CardSlots(("1", "2", "3"), meter.verify, meter.clock.now)
+        meter.start_card_slots(slots.callbacks())
+        app = build_app_class()(meter.api, slots, UiSettings(panel=panel), emulation=meter)
+
+        async def drive():
+            try:
+                await until(lambda: app.root is not None and app.view is not None and app.frames > 5, 20)
+                await fn(app, run, meter)
+            except Exception:
+                run.check("scenario:exception", False, traceback.format_exc())
+            finally:
+                run.save()
+                app.stop()
+
+        async def both():
+            task = asyncio.ensure_future(drive())
+            await app.async_run(async_lib="asyncio")
+            await task
+
+        asyncio.run(both())
+    except Exception:
+        run.check("scenario:exception", False, traceback.format_exc())
+        code = 1
+    finally:
+        run.save()
+        meter.stop()
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    sys.exit(main())

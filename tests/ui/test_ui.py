@@ -1,0 +1,72 @@
+"""The touch screen under Xvfb, driven by touch events, against a meter built from real parts.
+
+Each scenario runs in its own process (one Kivy window per process) and records its checks; the
+tests here assert them. Screenshots of every screen go to artifacts/screenshots/.
+"""
+from __future__ import annotations
+
+import pytest
+from uikit import SCREENSHOTS, run_scenario
+
+
+@pytest.fixture(scope="module")
+def panel_a(xvfb, tmp_path_factory):
+    return run_scenario(xvfb, "panel_a", tmp_path_factory.mktemp("panel_a"))
+
+
+@pytest.fixture(scope="module")
+def panel_b(xvfb, tmp_path_factory):
+    return run_scenario(xvfb, "panel_b", tmp_path_factory.mktemp("panel_b"))
+
+
+def expect(results: dict, *names: str) -> None:
+    crashed = results.get("scenario:exception")
+    assert crashed is None, crashed["detail"]
+    for name in names:
+        assert name in results, f"{name} was not reached; log:\n{results['_log']['detail']}"
+        assert results[name]["ok"], f"{name}: {results[name]['detail']}"
+
+
+@pytest.mark.parametrize("state", ["forward", "no_load", "reverse", "breaker_open"])
+def test_fig7_marks(panel_a, state):
+    """Forward blinks / both lit / reverse blinks / both blink, seen over a second of frames."""
+    expect(panel_a, f"marks:{state}", f"screenshot:meter_{state}")
+
+
+def test_select_card_switches_contract_in_core_and_on_mqtt(panel_a):
+    expect(panel_a, "cards:read", "panel_a:lit_in_force", "panel_a:select_switches_core",
+           "panel_a:select_on_mqtt", "panel_a:select_lights")
+
+
+def test_schedule_switch_by_date_time(panel_a):
+    expect(panel_a, "panel_a:unset_grey", "schedule:pending_in_core", "schedule:time_from_buttons",
+           "schedule:display_set", "schedule:on_mqtt", "schedule:not_yet_switched")
+
+
+def test_rejected_card_shows_reason(panel_a):
+    expect(panel_a, "rejected:slot_reason", "rejected:alerts_reason")
+
+
+def test_alerts_link_lost_and_security(panel_a):
+    expect(panel_a, "alerts:link_lost_queued", "alerts:security")
+
+
+def test_language_toggle(panel_a):
+    expect(panel_a, "language:english")
+
+
+def test_panel_b_select_ok_cancel(panel_b):
+    expect(panel_b, "panel_b:list", "panel_b:original_highlighted", "panel_b:select_moves",
+           "panel_b:cancel_restores", "panel_b:cancel_no_change", "panel_b:ok_switches_core", "panel_b:ok_on_mqtt",
+           "panel_b:ok_becomes_original", "panel_b:scrolls")
+
+
+@pytest.mark.parametrize("size", ["1024x600", "1280x720"])
+def test_other_screen_sizes(xvfb, tmp_path_factory, size):
+    results = run_scenario(xvfb, "sizes", tmp_path_factory.mktemp("sizes"), size=size)
+    expect(results, f"screenshot:meter_{size}", f"screenshot:panel_{size}", f"screenshot:contracts_{size}")
+
+
+def test_screenshots_of_every_screen(panel_a, panel_b):
+    for name in ("meter", "usage", "panel_a", "panel_b", "contracts", "alerts", "drawer", "meter_en"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name

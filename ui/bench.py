@@ -1,0 +1,176 @@
+"""``smartmeter bench ui``: frame time and touch-to-screen latency of the UI with data flowing, as
+ratios to an empty Kivy app measured in the same run under the same Xvfb; resident memory.
+
+Each app runs in its own process (one Kivy window per process) under one Xvfb this bench starts.
+Frames are uncapped (``maxfps 0``) and redrawn continuously, so a frame's time is the work it
+costs. Latency: a touch is dispatched on a button whose press changes the screen; the time to the
+next buffer flip after it is the touch-to-screen latency.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+GOAL = 1.5
+
+
+def start_xvfb(size: tuple[int, int]) -> tuple[subprocess.Popen, str]:
+    read, write = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", f"{size[0]}x{size[1]}x24",
+                             "-nolisten", "tcp"], pass_fds=(write,), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    os.close(write)
+    with os.fdopen(read) as f:
+        number = f.readline().strip()
+    if not number:
+        proc.kill()
+        raise RuntimeError("Xvfb did not start (apt-get install xvfb)")
+    return proc, f":{number}"
+
+
+def run_bench(size=(800, 480), seconds: float = 6.0) -> int:
+    xvfb, display = start_xvfb(size)
+    results = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+            for kind in ("empty", "ui"):
+                out = Path(tmp) / f"{kind}.json"
+                env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
+                       "KIVY_HOME": str(Path(tmp) / "kivy")}
+                subprocess.run([sys.executable, "-m", "ui.bench", "child", kind, "--out", str(out),
+                                "--seconds", str(seconds), "--size", f"{size[0]}x{size[1]}",
+                                "--workdir", str(Path(tmp) / "work")],
+                               env=env, cwd=Path(__file__).resolve().parents[1], check=True, timeout=seconds * 4 + 120)
+                results[kind] = json.loads(out.read_text())
+    finally:
+        xvfb.terminate()
+        xvfb.wait(5)
+    e, u = results["empty"], results["ui"]
+    print(f"UI benchmark at {size[0]}x{size[1]} under Xvfb (Mesa), {seconds:.0f} s per app, data flowing")
+    print(f"{'':28}{'empty app':>12}{'smartmeter UI':>16}{'ratio':>8}  goal")
+    for key, label in (("frame_ms_median", "frame time median (ms)"), ("frame_ms_p95", "frame time p95 (ms)"),
+                       ("touch_ms_median", "touch-to-screen median (ms)"), ("touch_ms_p95", "touch-to-screen p95 (ms)")):
+        ratio = u[key] / e[key] if e[key] else float("nan")
+        print(f"{label:28}{e[key]:12.2f}{u[key]:16.2f}{ratio:8.2f}  <= {GOAL}x {'ok' if ratio <= GOAL else 'OVER'}")
+    print(f"{'resident memory (MiB)':28}{e['rss_mib']:12.1f}{u['rss_mib']:16.1f}"
+          f"   (UI process incl. the in-process emulated meter: {u['rss_mib']:.1f} MiB)")
+    print(f"frames measured: empty {e['frames']}, UI {u['frames']}; touches: {u['touches']}")
+    return 0
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: Path) -> None:
+    from .app import UiSettings, build_app_class, prepare_kivy
+
+    prepare_kivy(size)
+    from kivy.config import Config
+
+    Config.set("graphics", "maxfps", "0")
+    from kivy.app import App
+    from kivy.clock import Clock
+    from kivy.core.window import Window
+    from kivy.uix.button import Button
+    from kivy.uix.boxlayout import BoxLayout
+
+    meter = None
+    if kind == "ui":
+        from .emulation import EmulatedMeter
+        from .model import CardSlots
+
+        meter = EmulatedMeter(workdir, interval=timedelta(seconds=1), nfc=False).start()
+        meter.set_load(1200.0)
+        slots = CardSlots(("1", "2", "3"), meter.verify, meter.clock.now)
+        app = build_app_class()(meter.api, slots, UiSettings(panel="a"), emulation=meter)
+        targets = lambda: [app.widgets["nav_meter"], app.widgets["nav_contracts"], app.widgets["nav_usage"]]  # noqa
+    else:
+        class Empty(App):
+            def build(self):
+                box = BoxLayout()
+                self.button = Button(text="0")
+                self.button.bind(on_release=lambda b: setattr(b, "text", str(int(b.text) + 1)))
+                box.add_widget(self.button)
+                return box
+        app = Empty()
+        targets = lambda: [app.button]  # noqa
+
+    flips: list[float] = []
+    Window.bind(on_flip=lambda *_: flips.append(time.perf_counter()))
+    Clock.schedule_interval(lambda dt: Window.canvas.ask_update(), 0)
+    figures: dict = {}
+
+    async def drive():
+        from kivy.tests.common import UnitTestTouch
+
+        t0 = time.monotonic()
+        while len(flips) < 30 and time.monotonic() - t0 < 30:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        start = len(flips)
+        await asyncio.sleep(seconds)
+        span = flips[start:]
+        frame_ms = [(b - a) * 1000 for a, b in zip(span, span[1:])]
+        touch_ms = []
+        for i in range(30):
+            w = targets()[i % len(targets())]
+            x, y = w.to_window(*w.center)
+            touch = UnitTestTouch(x, y)
+            n = len(flips)
+            t = time.perf_counter()
+            touch.touch_down()
+            touch.touch_up()
+            while len(flips) == n or flips[-1] < t:
+                await asyncio.sleep(0)
+            touch_ms.append((next(f for f in flips[n:] if f >= t) - t) * 1000)
+            await asyncio.sleep(0.05)
+        q = statistics.quantiles
+        figures.update(frames=len(frame_ms), frame_ms_median=statistics.median(frame_ms),
+                       frame_ms_p95=q(frame_ms, n=20)[-1], touch_ms_median=statistics.median(touch_ms),
+                       touch_ms_p95=q(touch_ms, n=20)[-1], touches=len(touch_ms), rss_mib=_rss_mib())
+        app.stop()
+
+    async def both():
+        task = asyncio.ensure_future(drive())
+        await app.async_run(async_lib="asyncio")
+        await task
+
+    try:
+        asyncio.run(both())
+    finally:
+        if meter is not None:
+            meter.stop()
+    out.write_text(json.dumps(figures))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m ui.bench")
+    p.add_argument("mode", choices=["child", "run"])
+    p.add_argument("kind", nargs="?", choices=["empty", "ui"])
+    p.add_argument("--out", type=Path)
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--size", default="800x480")
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bench-ui")
+    a = p.parse_args(argv)
+    size = tuple(int(x) for x in a.size.split("x"))
+    if a.mode == "run":
+        return run_bench(size, a.seconds)
+    child(a.kind, a.out, a.seconds, size, a.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

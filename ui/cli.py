@@ -1,0 +1,170 @@
+"""``smartmeter ui`` (kiosk or ``--emulate``) and ``smartmeter bench ui``.
+
+The UI's own config (``/etc/smartmeter/ui.toml``) is separate from the meter's::
+
+    [ui]
+    panel = "a"                 # a: Fig. 9(a) three card slots; b: Fig. 9(b) one slot + company list
+    language = "ja"             # ja | en (the screen has a toggle)
+    meter_config = "meter.toml" # the meter service's config: store, meter id, interval
+    registry_key = "registry.pub"
+    nfc = ""                    # an nfcpy device for slot 4, e.g. "usb" or "tty:AMA0:pn532"
+
+    [ui.readers]                # PC/SC reader name -> front-panel slot
+    "ACS ACR122U PICC Interface 00 00" = "1"
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from appliance.errors import ConfigError
+
+log = logging.getLogger("smartmeter.ui")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write WIDTHxHEIGHT, e.g. 800x480") from None
+    return w, h
+
+
+def load_ui_config(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such UI config file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    ui = raw.get("ui", {})
+    unknown = set(ui) - {"panel", "language", "meter_config", "registry_key", "nfc", "readers"}
+    if unknown:
+        raise ConfigError(f"{path}: ui.{sorted(unknown)[0]}: unknown key")
+    if ui.get("panel", "a") not in ("a", "b"):
+        raise ConfigError(f"{path}: ui.panel: {ui['panel']!r} must be 'a' or 'b'")
+    if ui.get("language", "ja") not in ("ja", "en"):
+        raise ConfigError(f"{path}: ui.language: {ui['language']!r} must be 'ja' or 'en'")
+    ui["_base"] = Path(path).parent
+    return ui
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    cfg = load_ui_config(args.config)
+    panel = args.panel or cfg.get("panel", "a")
+    language = args.language or cfg.get("language", "ja")
+    if args.emulate:
+        return run_emulation(args.size, panel, language, fullscreen=False)
+    return run_kiosk(cfg, args.size, panel, language, fullscreen=not args.window)
+
+
+def run_emulation(size, panel: str, language: str, fullscreen: bool = False, workdir: Path | None = None,
+                  interval_s: float = 5.0, nfc: bool = True) -> int:
+    from datetime import timedelta
+
+    from .app import UiSettings, build_app_class, prepare_kivy
+    from .emulation import EmulatedMeter, default_workdir
+    from .model import CardSlots
+
+    prepare_kivy(size, fullscreen)
+    meter = EmulatedMeter(workdir or default_workdir(), interval=timedelta(seconds=interval_s), nfc=nfc).start()
+    try:
+        settings = UiSettings(panel=panel, language=language)
+        slots = CardSlots(("1", "2", "3", "4"), meter.verify, meter.clock.now)
+        meter.start_card_slots(slots.callbacks())
+        app = build_app_class()(meter.api, slots, settings, emulation=meter)
+        print(f"emulated meter {meter.meter_id}: broker 127.0.0.1:{meter.broker.port}, files in {meter.workdir}",
+              flush=True)
+        app.run()
+    finally:
+        meter.stop()
+    return 0
+
+
+def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: bool = True) -> int:
+    """The UI on the meter itself: the store of the running meter service, the real card readers."""
+    from appliance.api import MeterAPI
+    from appliance.clock import SystemClock
+    from appliance.config import load_config
+    from appliance.store import Store
+    from appliance.trust import verify_document
+    from appliance.trust.keys import load_public
+
+    from .app import UiSettings, build_app_class, prepare_kivy
+    from .model import CardSlots
+
+    base = cfg.get("_base", Path("."))
+    meter_cfg = load_config(base / cfg.get("meter_config", "/etc/smartmeter/meter.toml"))
+    root = load_public(base / cfg.get("registry_key", "/etc/smartmeter/registry.pub"))
+    clock = SystemClock()
+    store = Store(meter_cfg.meter.store)
+    api = MeterAPI(store, meter_cfg.meter.id, meter_cfg.meter.measurement_interval, clock)
+
+    def verify(raw: bytes):
+        return verify_document(raw, root_public_key=root, meter_id=meter_cfg.meter.id, now=clock.now(),
+                               last_serial=store.last_serial)
+
+    readers: dict[str, str] = dict(cfg.get("readers", {}))
+    slot_names = tuple(sorted(set(readers.values()) | ({"4"} if cfg.get("nfc") else set()))) or ("1", "2", "3")
+    prepare_kivy(size, fullscreen)
+    slots = CardSlots(slot_names, verify, clock.now)
+    settings = UiSettings(panel=panel, language=language, slots=slot_names[:3], panel_b_slot=slot_names[0])
+    watchers = []
+    try:
+        from drivers.cards.pcsc import PcscSlots
+
+        watchers.append(PcscSlots(slots.callbacks(), readers, only_named=bool(readers)).start())
+        if cfg.get("nfc"):
+            from drivers.cards.nfc import NfcSlot
+
+            watchers.append(NfcSlot("4", cfg["nfc"], slots.callbacks()).start())
+        build_app_class()(api, slots, settings).run()
+    finally:
+        for w in watchers:
+            w.stop()
+        store.close()
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    return run_bench(size=args.size, seconds=args.seconds)
+
+
+def register(groups) -> None:
+    ui = groups["ui"]
+    description = ("The Kivy touch screen. Kiosk: fullscreen on the meter, reading the meter service's store "
+                   "and the card readers. --emulate: a window with a whole emulated meter and a drawer to "
+                   "insert cards, set load/solar, cut the supply and stop the broker.")
+    if isinstance(ui, argparse.ArgumentParser):  # "ui" registered as a leaf: `smartmeter ui [--emulate]`
+        _ui_args(ui)
+        ui.set_defaults(func=cmd_ui)
+    else:  # a group: `smartmeter ui run [--emulate]`, `smartmeter ui emulate`
+        p = ui.add_parser("run", help="start the touch screen (kiosk, or --emulate on a desktop)",
+                          description=description)
+        _ui_args(p)
+        p.set_defaults(func=cmd_ui)
+        e = ui.add_parser("emulate", help="desktop emulation (same as run --emulate)", description=description)
+        _ui_args(e)
+        e.set_defaults(func=cmd_ui, emulate=True)
+    b = groups["bench"].add_parser("ui", help="UI frame time and touch latency vs an empty Kivy app; memory",
+                                   description="Runs the emulated UI and an empty Kivy app under one Xvfb and "
+                                               "prints frame time, touch-to-screen latency (ratios) and RSS.")
+    b.add_argument("--size", type=parse_size, default=(800, 480))
+    b.add_argument("--seconds", type=float, default=6.0, help="measuring time per app")
+    b.set_defaults(func=cmd_bench)
+
+
+def _ui_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--emulate", action="store_true", help="desktop emulation: a window and an emulated meter")
+    p.add_argument("--config", type=Path, help="the UI config (ui.toml); see docs/ui.md")
+    p.add_argument("--size", type=parse_size, default=(800, 480), help="window size, e.g. 800x480, 1024x600")
+    p.add_argument("--panel", choices=["a", "b"], help="override the config: Fig. 9(a) or 9(b) card panel")
+    p.add_argument("--language", choices=["ja", "en"], help="start language (default ja)")
+    p.add_argument("--window", action="store_true", help="kiosk mode in a window instead of fullscreen")

@@ -1,0 +1,307 @@
+"""The touch screen's presenters: plain Python, no Kivy, testable on their own.
+
+* :class:`Worker` runs every :class:`appliance.api.MeterAPI` call off the UI thread and posts the
+  result back through a ``post`` function (the app passes one that uses ``Clock.schedule_once``).
+* :class:`CardSlots` takes the card readers' events (:class:`drivers.cards.events.CardCallbacks`)
+  and remembers which verified card document sits in which slot, and every company or tariff menu
+  read so far (the Fig. 9(b) list). Select / set build the change from the remembered document.
+* :class:`CompanyPicker` is the Fig. 9(b) Select / OK / Cancel state.
+* :func:`flow_marks` is the Fig. 7 mark logic.
+
+The rules about contracts stay in the core: a change is built with :func:`appliance.trust.to_change`
+(the path cards and remote changes take) and stored by :meth:`MeterAPI.submit_change`, which may
+refuse it with a reason.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Callable
+
+from appliance.domain import ContractChange, SwitchTime
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[Callable[[], None]], None]
+
+
+# --- Fig. 7 -------------------------------------------------------------------------------
+
+OFF, ON, BLINK = "off", "on", "blink"
+
+
+@dataclass(frozen=True)
+class FlowMarks:
+    state: str  # forward | no_load | reverse | breaker_open | unknown
+    forward: str  # off | on | blink
+    reverse: str
+
+
+def breaker_is_open(breaker: dict[str, Any] | None) -> bool:
+    if not breaker:
+        return False
+    if "closed" in breaker:  # appliance.breaker mirrors {"closed", "reason", "at", ...}
+        return not breaker["closed"]
+    if "open" in breaker:
+        return bool(breaker["open"])
+    return str(breaker.get("state", "")).lower() in ("open", "tripped", "opened")
+
+
+def flow_marks(last_reading: dict[str, Any] | None, breaker: dict[str, Any] | None,
+               no_load_w: float = 5.0) -> FlowMarks:
+    """Fig. 7: forward blinks on forward flow, both light on no load, reverse blinks on reverse flow,
+    both blink when the breaker (switch) is open."""
+    if breaker_is_open(breaker):
+        return FlowMarks("breaker_open", BLINK, BLINK)
+    power = (last_reading or {}).get("power_w")
+    if power is None:
+        return FlowMarks("unknown", OFF, OFF)
+    if power > no_load_w:
+        return FlowMarks("forward", BLINK, OFF)
+    if power < -no_load_w:
+        return FlowMarks("reverse", OFF, BLINK)
+    return FlowMarks("no_load", ON, ON)
+
+
+# --- the worker: no I/O on the UI thread ---------------------------------------------------
+
+class Worker:
+    """One background thread that runs API calls in order; results come back through ``post``."""
+
+    def __init__(self, post: Post, name: str = "ui-worker") -> None:
+        self.post = post
+        self._q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self.busy = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None,
+               fail: Callable[[Exception], None] | None = None) -> None:
+        self.busy += 1
+        self._q.put((fn, args, then, fail))
+
+    def stop(self) -> None:
+        self._q.put(None)
+        self._thread.join(2)
+
+    def _run(self) -> None:
+        while True:
+            job = self._q.get()
+            if job is None:
+                return
+            fn, args, then, fail = job
+            try:
+                result = fn(*args)
+            except Exception as exc:  # shown to the household, never lost
+                if fail is None:
+                    log.exception("background call %s failed", getattr(fn, "__name__", fn))
+                self._deliver(fail, exc)
+            else:
+                self._deliver(then, result)
+
+    def _deliver(self, cb: Callable[[Any], None] | None, value: Any) -> None:
+        def done() -> None:
+            self.busy -= 1
+            if cb is not None:
+                cb(value)
+        self.post(done)
+
+
+# --- card slots ----------------------------------------------------------------------------
+
+def problem_of(exc: BaseException) -> dict[str, Any]:
+    """A card problem in plain words (``reason_ja`` exists on every card error)."""
+    return {"code": getattr(exc, "code", type(exc).__name__), "reason": getattr(exc, "reason", None) or str(exc),
+            "reason_ja": getattr(exc, "reason_ja", None)}
+
+
+@dataclass
+class SlotState:
+    slot: str
+    present: bool = False
+    reading: bool = False
+    verified: Any = None  # appliance.trust.VerifiedDocument
+    problem: dict[str, Any] | None = None
+    switch_at: datetime | None = None  # the date-time set on this slot (Fig. 9(a) date-time display)
+    change_id: int | None = None  # the pending change that date-time stands for
+
+    @property
+    def company(self) -> dict[str, Any] | None:
+        if self.verified is None:
+            return None
+        return entry_of(self.verified)
+
+
+def entry_of(verified: Any) -> dict[str, Any]:
+    doc = verified.document
+    return {"code": doc.company.code, "name": doc.company.name, "kind": doc.kind.value,
+            "action": doc.action.value, "menu": doc.menu, "data_types": [t.value for t in doc.data_types],
+            "serial": doc.serial}
+
+
+def entry_key(entry: dict[str, Any]) -> tuple[str, str | None]:
+    return (entry["code"], entry.get("menu"))
+
+
+def is_in_force(entry: dict[str, Any] | None, in_force: list[dict[str, Any]]) -> bool:
+    """Whether a card's company (and tariff menu, if the card names one) is the contract in force."""
+    if not entry:
+        return False
+    for c in in_force:
+        if c["company"] == entry["code"] and c["role"] == entry["kind"]:
+            if entry.get("menu") is None or entry["menu"] == c.get("menu"):
+                return True
+    return False
+
+
+@dataclass
+class CardProblemNote:
+    slot: str
+    at: datetime
+    problem: dict[str, Any]
+    company: str | None = None
+
+
+class CardSlots:
+    """Slot state from card events, and the contract changes the slots' buttons ask for.
+
+    ``verify(raw) -> VerifiedDocument`` is the core's check (raises a ``DocumentRejected``);
+    ``changed()`` is called (from any thread) whenever something the display shows changed.
+    """
+
+    def __init__(self, slots: tuple[str, ...], verify: Callable[[bytes], Any], now: Callable[[], datetime],
+                 changed: Callable[[], None] = lambda: None) -> None:
+        self.slots = {s: SlotState(s) for s in slots}
+        self.verify = verify
+        self.now = now
+        self.changed = changed
+        self.catalogue: dict[tuple[str, str | None], Any] = {}  # every company / menu read, by (code, menu)
+        self.problems: list[CardProblemNote] = []
+        self.lock = threading.RLock()
+
+    # -- CardCallbacks -------------------------------------------------------------------------
+    def callbacks(self):
+        from drivers.cards.events import CardCallbacks
+
+        return CardCallbacks(on_document=self.on_document, on_error=self.on_error, on_removed=self.on_removed,
+                             on_inserted=self.on_inserted)
+
+    def on_inserted(self, slot: str) -> None:
+        with self.lock:
+            s = self._slot(slot)
+            s.present, s.reading, s.problem, s.verified = True, True, None, None
+        self.changed()
+
+    def on_document(self, slot: str, raw: bytes) -> None:
+        try:
+            verified = self.verify(raw)
+        except Exception as exc:  # a DocumentRejected: the card is refused, with its reason
+            self.on_error(slot, exc)
+            return
+        with self.lock:
+            s = self._slot(slot)
+            s.present, s.reading, s.problem, s.verified = True, False, None, verified
+            self.catalogue[entry_key(entry_of(verified))] = verified
+        self.changed()
+
+    def on_error(self, slot: str, problem: BaseException) -> None:
+        note = problem_of(problem)
+        with self.lock:
+            s = self._slot(slot)
+            s.reading, s.verified, s.problem = False, None, note
+            self.problems.append(CardProblemNote(slot, self.now(), note, _company_hint(problem)))
+            del self.problems[:-20]
+        self.changed()
+
+    def on_removed(self, slot: str) -> None:
+        with self.lock:
+            s = self._slot(slot)
+            s.present, s.reading, s.verified, s.problem = False, False, None, None
+        self.changed()
+
+    def _slot(self, slot: str) -> SlotState:
+        if slot not in self.slots:
+            self.slots[slot] = SlotState(slot)
+        return self.slots[slot]
+
+    # -- what the buttons ask for ---------------------------------------------------------------
+    def immediate_change(self, slot: str) -> ContractChange | None:
+        """Card select (Fig. 9(a)): the slot's card's contract, switched at once."""
+        with self.lock:
+            verified = self.slots[slot].verified
+        return self._change(verified, f"card:{slot}", SwitchTime(immediate=True)) if verified else None
+
+    def scheduled_change(self, slot: str, at: datetime) -> ContractChange | None:
+        """Date-time set (Fig. 9(a)): the slot's card's contract, switched at ``at``."""
+        with self.lock:
+            verified = self.slots[slot].verified
+        return self._change(verified, f"card:{slot}", SwitchTime(at=at)) if verified else None
+
+    def catalogue_change(self, key: tuple[str, str | None], source: str = "panel") -> ContractChange | None:
+        """OK on the Fig. 9(b) list: the chosen company's (or menu's) contract, switched at once."""
+        with self.lock:
+            verified = self.catalogue.get(key)
+        return self._change(verified, source, SwitchTime(immediate=True)) if verified else None
+
+    @staticmethod
+    def _change(verified: Any, source: str, switch: SwitchTime) -> ContractChange:
+        from appliance.trust import to_change
+
+        return replace(to_change(verified, source), switch=switch)
+
+    def note_scheduled(self, slot: str, at: datetime | None, change_id: int | None) -> None:
+        with self.lock:
+            s = self.slots[slot]
+            s.switch_at, s.change_id = at, change_id
+        self.changed()
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [entry_of(v) for v in self.catalogue.values()]
+
+    def snapshot(self) -> dict[str, SlotState]:
+        with self.lock:
+            return {k: replace(v) for k, v in self.slots.items()}
+
+
+def _company_hint(problem: BaseException) -> str | None:
+    return getattr(problem, "company_code", None)
+
+
+# --- Fig. 9(b): Select / OK / Cancel -----------------------------------------------------------
+
+@dataclass
+class CompanyPicker:
+    """Select moves the highlight C1 -> C2 -> C3 -> C1; Cancel returns it to the original (the one in
+    force); OK returns the highlighted entry, which the caller submits."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    original: int | None = None
+    highlight: int | None = None
+
+    def update(self, entries: list[dict[str, Any]], in_force: list[dict[str, Any]]) -> None:
+        keys = [entry_key(e) for e in self.entries]
+        moved = self.highlight is not None and self.highlight != self.original
+        current_key = keys[self.highlight] if self.highlight is not None and self.highlight < len(keys) else None
+        self.entries = sorted(entries, key=lambda e: (e["kind"] != "supply", e["code"], e.get("menu") or ""))
+        new_keys = [entry_key(e) for e in self.entries]
+        self.original = next((i for i, e in enumerate(self.entries) if is_in_force(e, in_force)), None)
+        if moved and current_key in new_keys:
+            self.highlight = new_keys.index(current_key)  # keep what the household is choosing
+        else:
+            self.highlight = self.original if self.original is not None else (0 if self.entries else None)
+
+    def select(self) -> None:
+        if self.entries:
+            self.highlight = 0 if self.highlight is None else (self.highlight + 1) % len(self.entries)
+
+    def cancel(self) -> None:
+        self.highlight = self.original if self.original is not None else (0 if self.entries else None)
+
+    def chosen(self) -> dict[str, Any] | None:
+        if self.highlight is None or not self.entries:
+            return None
+        return self.entries[self.highlight]

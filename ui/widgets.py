@@ -1,0 +1,196 @@
+"""Drawing widgets of the touch screen: a 7-segment readout, the Fig. 7 marks, a bar chart, and
+small helpers for flat buttons and wrapping labels."""
+from __future__ import annotations
+
+from kivy.graphics import Color, Ellipse, Line, Rectangle, RoundedRectangle
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+from kivy.uix.button import Button
+from kivy.uix.label import Label
+from kivy.uix.widget import Widget
+
+BG = (0.10, 0.11, 0.13, 1)
+PANEL = (0.16, 0.17, 0.20, 1)
+TEXT = (0.93, 0.94, 0.96, 1)
+DIM = (0.55, 0.57, 0.62, 1)
+GREY = (0.38, 0.39, 0.42, 1)
+ACCENT = (0.20, 0.55, 0.95, 1)
+LIT = (1.0, 0.72, 0.15, 1)  # a lit card-select button / mark
+GOOD = (0.25, 0.75, 0.40, 1)
+BAD = (0.90, 0.30, 0.28, 1)
+SEG_ON = (0.35, 1.0, 0.55, 1)
+SEG_OFF = (0.12, 0.22, 0.15, 1)
+
+
+class Text(Label):
+    """A label that wraps to its width."""
+
+    def __init__(self, **kw):
+        kw.setdefault("color", TEXT)
+        kw.setdefault("halign", "left")
+        kw.setdefault("valign", "middle")
+        super().__init__(**kw)
+        self.bind(size=self._wrap)
+
+    def _wrap(self, *_):
+        self.text_size = (self.width, self.height)
+
+
+class Flat(Button):
+    """A flat touch button with a colour that can be changed (``tone``)."""
+
+    tone = ListProperty(PANEL)
+
+    def __init__(self, **kw):
+        kw.setdefault("background_normal", "")
+        kw.setdefault("background_down", "")
+        kw.setdefault("color", TEXT)
+        kw.setdefault("halign", "center")
+        kw.setdefault("valign", "middle")
+        tone = kw.pop("tone", PANEL)
+        super().__init__(**kw)
+        self.tone = tone
+        self.bind(tone=self._paint, state=self._paint, size=self._wrap)
+        self._paint()
+
+    def _wrap(self, *_):
+        self.text_size = (self.width - 8, None)
+
+    def _paint(self, *_):
+        r, g, b, a = self.tone
+        k = 0.75 if self.state == "down" else 1.0
+        self.background_color = (r * k, g * k, b * k, a)
+
+
+# --- 7 segments ------------------------------------------------------------------------------
+
+SEGMENTS = {  # a b c d e f g
+    "0": "abcdef", "1": "bc", "2": "abdeg", "3": "abcdg", "4": "bcfg", "5": "acdfg", "6": "acdefg",
+    "7": "abc", "8": "abcdefg", "9": "abcdfg", "-": "g", " ": "", "E": "adefg", "r": "eg", "o": "cdeg",
+}
+
+
+class SevenSegment(Widget):
+    """A 7-segment style readout of ``text`` (digits, ``-``, space and decimal points)."""
+
+    text = StringProperty("")
+    digits = NumericProperty(6)
+    on_color = ListProperty(SEG_ON)
+    off_color = ListProperty(SEG_OFF)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.bind(text=self._draw, pos=self._draw, size=self._draw, digits=self._draw, on_color=self._draw)
+        self._draw()
+
+    def cells(self) -> list[tuple[str, bool]]:
+        out: list[tuple[str, bool]] = []
+        for ch in self.text:
+            if ch == "." and out:
+                out[-1] = (out[-1][0], True)
+            else:
+                out.append((ch, False))
+        n = int(self.digits)
+        out = [(" ", False)] * max(0, n - len(out)) + out[-n:]
+        return out
+
+    def _draw(self, *_):
+        self.canvas.clear()
+        n = int(self.digits)
+        if self.width <= 0 or self.height <= 0 or n <= 0:
+            return
+        cw = self.width / n
+        h = min(self.height, cw * 1.8)
+        w = h / 1.8 * 0.82
+        t = max(2.0, h * 0.10)  # segment thickness
+        y0 = self.y + (self.height - h) / 2
+        with self.canvas:
+            for i, (ch, dot) in enumerate(self.cells()):
+                x0 = self.x + i * cw + (cw - w) / 2 - t * 0.3
+                lit = SEGMENTS.get(ch, "")
+                hh = (h - 3 * t) / 2
+                rects = {
+                    "a": (x0 + t, y0 + h - t, w - 2 * t, t),
+                    "g": (x0 + t, y0 + hh + t, w - 2 * t, t),
+                    "d": (x0 + t, y0, w - 2 * t, t),
+                    "f": (x0, y0 + hh + 1.5 * t, t, hh + 0.5 * t),
+                    "b": (x0 + w - t, y0 + hh + 1.5 * t, t, hh + 0.5 * t),
+                    "e": (x0, y0 + t * 0.5, t, hh + 0.5 * t),
+                    "c": (x0 + w - t, y0 + t * 0.5, t, hh + 0.5 * t),
+                }
+                for seg, (x, y, sw, sh) in rects.items():
+                    Color(*(self.on_color if seg in lit else self.off_color))
+                    Rectangle(pos=(x + 1, y + 1), size=(sw - 2, sh - 2))
+                Color(*(self.on_color if dot else self.off_color))
+                Ellipse(pos=(x0 + w + t * 0.15, y0), size=(t * 1.1, t * 1.1))
+
+
+class Mark(Widget):
+    """A Fig. 7 operation mark: ``mode`` off / on / blink; ``phase`` drives the blinking."""
+
+    mode = StringProperty("off")
+    phase = BooleanProperty(True)
+    lit = BooleanProperty(False)
+    arrow = StringProperty("right")  # right: forward (import), left: reverse (export)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.bind(mode=self._update, phase=self._update, pos=self._draw, size=self._draw, lit=self._draw)
+        self._update()
+
+    def _update(self, *_):
+        self.lit = self.mode == "on" or (self.mode == "blink" and self.phase)
+        self._draw()
+
+    def _draw(self, *_):
+        self.canvas.clear()
+        s = min(self.width, self.height)
+        cx, cy = self.center
+        with self.canvas:
+            Color(*(LIT if self.lit else (0.25, 0.24, 0.20, 1)))
+            d = 1 if self.arrow == "right" else -1
+            pts = [cx - d * s * 0.45, cy + s * 0.35, cx + d * s * 0.45, cy, cx - d * s * 0.45, cy - s * 0.35]
+            from kivy.graphics import Triangle
+
+            Triangle(points=pts)
+            Color(*(LIT if self.lit else GREY))
+            Line(points=pts + pts[:2], width=1.2)
+
+
+class BarChart(Widget):
+    """Bars of ``values`` (kWh per interval); ``labels`` are hour ticks under the axis."""
+
+    values = ListProperty([])
+    max_value = NumericProperty(0)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.bind(values=self._draw, pos=self._draw, size=self._draw)
+
+    def _draw(self, *_):
+        self.canvas.clear()
+        n = len(self.values)
+        with self.canvas:
+            Color(*PANEL)
+            Rectangle(pos=self.pos, size=self.size)
+            Color(*GREY)
+            Line(points=[self.x, self.y + 1, self.right, self.y + 1], width=1)
+            if not n:
+                return
+            top = max(self.max_value, max(v for v in self.values if v is not None) if any(
+                v is not None for v in self.values) else 0, 1e-9)
+            bw = self.width / n
+            for i, v in enumerate(self.values):
+                if v is None:
+                    Color(*BAD)
+                    Rectangle(pos=(self.x + i * bw, self.y), size=(max(1, bw * 0.8), 3))
+                    continue
+                Color(*ACCENT)
+                Rectangle(pos=(self.x + i * bw, self.y + 2), size=(max(1, bw * 0.8), (self.height - 4) * v / top))
+
+
+def panel_background(widget, color=PANEL, radius=8):
+    with widget.canvas.before:
+        c = Color(*color)
+        r = RoundedRectangle(pos=widget.pos, size=widget.size, radius=[radius])
+    widget.bind(pos=lambda *_: setattr(r, "pos", widget.pos), size=lambda *_: setattr(r, "size", widget.size))
+    return c
