@@ -47,12 +47,25 @@ def register(groups) -> None:
     p.add_argument("--sim-seconds", type=int, default=3600, help="simulated seconds for the memory figure")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
     p.set_defaults(func=cmd_bench)
+    cards = groups["bench"].add_parser(
+        "cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
+        description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a ratio "
+                    "to the bare APDU exchange of the same read; and document verifications per second.")
+    cards.add_argument("--reads", type=int, default=30, help="card insertions to time (default 30)")
+    cards.set_defaults(func=cmd_bench_cards)
     child = groups["bench"].add_parser("appliance-memory-child", help=argparse.SUPPRESS)
     child.add_argument("--broker", required=True)
     child.add_argument("--chip-port", type=int, required=True)
     child.add_argument("--sim-seconds", type=int, required=True)
     child.add_argument("--db", required=True)
     child.set_defaults(func=cmd_memory_child)
+
+
+def cmd_bench_cards(args: argparse.Namespace) -> int:
+    from .bench_cards import run_card_bench
+
+    run_card_bench(print, reads=args.reads)
+    return 0
 
 
 def _contracts(interval: timedelta) -> tuple[Contract, ...]:

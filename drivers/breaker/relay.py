@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from appliance.clock import iso
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class RelayBreaker:
         saved = self.journal.load()
         if saved is None:
             saved = {"closed": default_closed, "reason": "first start" + ("" if default_closed else " (open)"),
-                     "at": now().isoformat(), "override": False, "command_id": None}
+                     "at": iso(now()), "override": False, "command_id": None}
             self.journal.save(saved)
         self._state = {"closed": bool(saved["closed"]), "reason": str(saved.get("reason", "")),
                        "at": saved.get("at"), "override": bool(saved.get("override", False)),
@@ -163,7 +164,7 @@ class RelayBreaker:
             if not changed:
                 self._remember(command_id)
                 return True
-            new = {"closed": closed, "reason": reason, "at": self._now().isoformat(), "override": override,
+            new = {"closed": closed, "reason": reason, "at": iso(self._now()), "override": override,
                    "command_id": command_id if command_id is not None else self._state["command_id"]}
             self.journal.save(new)  # journal first: a crash now still ends in the commanded state
             self._state = new
@@ -181,7 +182,7 @@ class RelayBreaker:
                 self._remember(command_id)
                 return True
             new = dict(self._state, override=False, reason=f"{self._state['reason']}; override released: {reason}",
-                       at=self._now().isoformat())
+                       at=iso(self._now()))
             if command_id is not None:
                 new["command_id"] = command_id
             self.journal.save(new)
