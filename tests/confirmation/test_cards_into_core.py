@@ -132,3 +132,33 @@ def test_forged_and_replayed_cards_store_nothing_and_raise_an_alert(rig, slots, 
     assert codes == ["untrusted_certificate", "replayed", "wrong_meter"]
     assert all(a["kind"] == "card_rejected" and a["message_ja"] for a in rig.store.alerts())
     assert [a["detail"]["source"] for a in reversed(refusals(rig))] == ["card:1", "card:3", "card:1"]
+
+
+def test_a_felica_card_through_nfcpy_takes_the_same_path_into_the_core(rig, registry):
+    """Slot 4: an NFC reader (nfcpy's udp device), a FeliCa tag emulated by a second nfcpy instance."""
+    import socket
+
+    from drivers.cards.events import CardCallbacks
+    from drivers.cards.nfc import NfcSlot
+    from drivers.cards.virtual_tag import VirtualFelicaTag
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rig.commission(supply("A"))
+    store = Store(rig.store_path)
+    intake = DocumentIntake(MeterAPI(store, METER, HALF_HOUR, rig.clock), registry.root_public)
+    callbacks = CardCallbacks(on_document=intake.on_card_document, on_error=intake.on_card_error)
+    try:
+        with NfcSlot("4", f"udp:localhost:{port}", callbacks) as slot:
+            assert slot.opened.wait(5), "nfcpy could not open its udp device"
+            with VirtualFelicaTag(card(registry, rig.clock, "B", 44, "2026-11-24T00:00+09:00"), port=port):
+                wait_for(lambda: len(pending(rig)) == 1, timeout=20, what="the tag's change stored")
+            # the same tag again is a replay: refused with a reason, nothing more stored
+            with VirtualFelicaTag(card(registry, rig.clock, "B", 44, "2026-11-25T00:00+09:00"), port=port):
+                wait_for(lambda: refusals(rig), timeout=20, what="the replay refused")
+    finally:
+        store.close()
+    (ch, _), = pending(rig)
+    assert ch.source == "card:4" and ch.company.code == "B" and ch.serial == 44
+    assert refusals(rig)[0]["detail"].get("code") == "replayed"
