@@ -130,7 +130,10 @@ def start_card_slots(cfg: MeterConfig, clock: Clock, root_public_key) -> list:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     clock = SystemClock()
-    chip = build_chip(cfg, clock)
+    try:
+        chip = build_chip(cfg, clock)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path}: {exc}") from None
     uplink = build_uplink(cfg, clock)
     breaker = build_breaker(cfg)
     service = build_service(cfg, clock, chip, uplink, breaker)
