@@ -69,7 +69,7 @@ def build_app_class():
     from kivy.uix.widget import Widget
 
     from .widgets import (ACCENT, BAD, BG, DIM, GOOD, GREY, LIT, PANEL, TEXT, BarChart, Flat, Mark, SevenSegment,
-                          Text, panel_background)
+                          Text, panel_background, put)
 
     class SmartMeterApp(App):
         title = "smartmeter"
@@ -91,6 +91,14 @@ def build_app_class():
             self.usage_days: list[date] = []
             self.usage_rows: list[dict] = []
             self.scheduled_popup = None
+            # Screens are built once; refreshes update these rows in place (no rebuild on refresh or touch).
+            self._contract_rows: list = []
+            self._contract_specs: list = []
+            self._alert_lines: list = []
+            self._alert_specs: list | None = None
+            self._picker_items: list = []
+            self._picker_specs: list | None = None
+            self._picker_empty = None
 
         # -- plumbing ----------------------------------------------------------------------------
         def post(self, fn: Callable[[], None]) -> None:
@@ -162,14 +170,12 @@ def build_app_class():
 
         def flash(self, text: str, tone=ACCENT):
             self.status_text = text
-            lbl = self.widgets["status"]
-            lbl.text = text
-            lbl.color = tone
+            put(self.widgets["status"], text=text, color=tone)
 
         def show(self, screen: str):
             self.sm.current = screen
             for key in ("meter", "usage", "panel", "contracts", "alerts"):
-                self.widgets[f"nav_{key}"].tone = ACCENT if key == screen else PANEL
+                put(self.widgets[f"nav_{key}"], tone=ACCENT if key == screen else PANEL)
             if screen == "usage":
                 self.load_usage(self.usage_day)
 
@@ -202,12 +208,11 @@ def build_app_class():
             v = self.view
             if v is None:
                 return
-            self.widgets["clock"].text = v.now.astimezone(JST).strftime("%m/%d %H:%M:%S")
+            put(self.widgets["clock"], text=v.now.astimezone(JST).strftime("%m/%d %H:%M:%S"))
             link = v.link or {}
             ok = bool(link.get("connected"))
-            self.widgets["link"].text = self.tx.t("link_ok" if ok else "link_down") + (
-                "  " + self.tx.t("queued", n=v.queued) if v.queued else "")
-            self.widgets["link"].color = GOOD if ok else BAD
+            put(self.widgets["link"], text=self.tx.t("link_ok" if ok else "link_down") + (
+                "  " + self.tx.t("queued", n=v.queued) if v.queued else ""), color=GOOD if ok else BAD)
 
         def toggle_language(self):
             self.tx.toggle()
@@ -276,14 +281,14 @@ def build_app_class():
             self.widgets["mark_forward"].mode = marks.forward
             self.widgets["mark_reverse"].mode = marks.reverse
             self.flow_state = marks.state
-            self.widgets["flow_state"].text = self.tx.t(f"state_{marks.state}")
-            self.widgets["flow_state"].color = {"breaker_open": BAD, "reverse": GOOD}.get(marks.state, LIT)
+            put(self.widgets["flow_state"], text=self.tx.t(f"state_{marks.state}"),
+                color={"breaker_open": BAD, "reverse": GOOD}.get(marks.state, LIT))
             power = (reading or {}).get("power_w")
             self.widgets["power_seg"].text = "------" if power is None else f"{power:6.0f}"[-6:]
             total = (reading or {}).get("import_wh_total")
             self.widgets["energy_seg"].text = "--------" if total is None else f"{total / 1000:9.2f}"
             at = (reading or {}).get("interval_end")
-            self.widgets["reading_at"].text = f"{self.tx.t('reading_at')}: {_jst(at)}" if at else ""
+            put(self.widgets["reading_at"], text=f"{self.tx.t('reading_at')}: {_jst(at)}" if at else "")
 
         def _blink(self, dt):
             for key in ("mark_forward", "mark_reverse"):
@@ -328,14 +333,14 @@ def build_app_class():
             day = self.usage_day
             rows = self.usage_rows
             values = [None if r.get("energy_wh") is None else r["energy_wh"] / 1000 for r in rows]
-            self.widgets["usage_chart"].values = values
-            self.widgets["usage_title"].text = self.tx.t("usage_title", day=day.strftime("%Y/%m/%d") if day else "-")
+            put(self.widgets["usage_chart"], values=values)
+            put(self.widgets["usage_title"], text=self.tx.t("usage_title", day=day.strftime("%Y/%m/%d") if day else "-"))
             total = sum(v for v in values if v is not None)
-            self.widgets["usage_total"].text = (self.tx.t("usage_total", kwh=total, n=len(values)) if values
-                                                else self.tx.t("usage_none"))
+            put(self.widgets["usage_total"], text=(self.tx.t("usage_total", kwh=total, n=len(values)) if values
+                                                   else self.tx.t("usage_none")))
             i = self.usage_days.index(day) if day in self.usage_days else -1
-            self.widgets["usage_prev"].disabled = i <= 0
-            self.widgets["usage_next"].disabled = i < 0 or i >= len(self.usage_days) - 1
+            put(self.widgets["usage_prev"], disabled=i <= 0)
+            put(self.widgets["usage_next"], disabled=i < 0 or i >= len(self.usage_days) - 1)
 
         # -- card panel ----------------------------------------------------------------------------
         def _panel_screen(self):
@@ -406,26 +411,23 @@ def build_app_class():
             slots = self.settings.slots if self.settings.panel == "a" else (self.settings.panel_b_slot,)
             for slot in slots:
                 st = snap.get(slot)
-                self.widgets[f"slot{slot}_title"].text = self.tx.t("slot", n=slot)
-                card = self.widgets[f"slot{slot}_card"]
-                card.markup = True
-                card.text = self._slot_text(st)
+                put(self.widgets[f"slot{slot}_title"], text=self.tx.t("slot", n=slot))
+                put(self.widgets[f"slot{slot}_card"], markup=True, text=self._slot_text(st))
                 if self.settings.panel != "a":
                     continue
                 lit = st is not None and is_in_force(st.company, in_force)
                 sel = self.widgets[f"slot{slot}_select"]
-                sel.text = self.tx.t("card_select") + ("\n" + self.tx.t("in_force") if lit else "")
-                sel.tone = LIT if lit else (ACCENT if st is not None and st.verified else GREY)
-                sel.color = (0.1, 0.1, 0.1, 1) if lit else TEXT
+                put(sel, text=self.tx.t("card_select") + ("\n" + self.tx.t("in_force") if lit else ""),
+                    tone=LIT if lit else (ACCENT if st is not None and st.verified else GREY),
+                    color=(0.1, 0.1, 0.1, 1) if lit else TEXT)
                 sel.lit = lit
-                self.widgets[f"slot{slot}_when_label"].text = self.tx.t("switch_at")
+                put(self.widgets[f"slot{slot}_when_label"], text=self.tx.t("switch_at"))
                 when = self.widgets[f"slot{slot}_when"]
                 pending_ids = {p["id"] for p in (self.view.pending if self.view else [])}
                 at = st.switch_at if st is not None and st.change_id in pending_ids else None
-                when.text = self.tx.when(at)
-                when.color = TEXT if at else GREY  # unset: grey (invalid)
+                put(when, text=self.tx.when(at), color=TEXT if at else GREY)  # unset: grey (invalid)
                 when.is_set = at is not None
-                self.widgets[f"slot{slot}_set"].text = self.tx.t("datetime_set")
+                put(self.widgets[f"slot{slot}_set"], text=self.tx.t("datetime_set"))
             if self.settings.panel == "b":
                 self.picker.update(self.cards.entries(), in_force)
                 self.refresh_picker()
@@ -517,29 +519,53 @@ def build_app_class():
 
         # Fig. 9(b)
         def refresh_picker(self):
+            """The Fig. 9(b) list: one button per entry, kept and updated in place."""
+            from kivy.graphics import Color, Line
+
             lst = self.widgets["b_list"]
-            lst.clear_widgets()
-            if not self.picker.entries:
-                lst.add_widget(Text(text=self.tx.t("panel_b_empty"), font_size=self.s(15), color=DIM,
-                                    size_hint_y=None, height=self.s(60)))
             in_force = self.view.in_force if self.view else []
+            specs = []
             for i, e in enumerate(self.picker.entries):
                 hi = i == self.picker.highlight
                 current = is_in_force(e, in_force)
                 kind = self.tx.t("power_company" if e["kind"] == "supply" else "data_company")
-                text = f"[b]{e['name']}[/b]" + (f"  {e['menu']}" if e.get("menu") else "") + f"\n{kind}" + (
-                    f"  ・{self.tx.t('in_force')}" if current else "")
-                b = self.name(f"b_item_{i}", Flat(text=text, markup=True, font_size=self.s(16), size_hint_y=None,
-                                                 height=self.s(62), tone=LIT if hi else PANEL,
-                                                 color=(0.1, 0.1, 0.1, 1) if hi else TEXT, halign="left"))
-                b.highlighted = hi
+                specs.append((hi, f"[b]{e['name']}[/b]" + (f"  {e['menu']}" if e.get("menu") else "") + f"\n{kind}" + (
+                    f"  ・{self.tx.t('in_force')}" if current else "")))
+            key = (specs, None if specs else self.tx.t("panel_b_empty"))
+            if key == self._picker_specs:
+                return  # nothing changed: no widget touched
+            self._picker_specs = key
+            if not specs:
+                if self._picker_empty is None:
+                    self._picker_empty = Text(font_size=self.s(15), color=DIM, size_hint_y=None, height=self.s(60))
+                put(self._picker_empty, text=self.tx.t("panel_b_empty"))
+                if self._picker_empty.parent is None:
+                    lst.add_widget(self._picker_empty, index=len(lst.children))
+            elif self._picker_empty is not None and self._picker_empty.parent is not None:
+                lst.remove_widget(self._picker_empty)
+            while len(self._picker_items) < len(specs):
+                b = Flat(markup=True, font_size=self.s(16), size_hint_y=None, height=self.s(62), tone=PANEL,
+                         halign="left")
                 with b.canvas.after:
-                    from kivy.graphics import Color, Line
-                    Color(*(LIT if hi else GREY))
-                    line = Line(rectangle=(b.x, b.y, b.width, b.height), width=self.s(3) if hi else 1)
-                b.bind(pos=lambda w, _p, ln=line: setattr(ln, "rectangle", (w.x, w.y, w.width, w.height)),
-                       size=lambda w, _s, ln=line: setattr(ln, "rectangle", (w.x, w.y, w.width, w.height)))
-                lst.add_widget(b)
+                    b._edge_color = Color(*GREY)
+                    b._edge = Line(rectangle=(b.x, b.y, b.width, b.height), width=1)
+                b.bind(pos=lambda w, _p: setattr(w._edge, "rectangle", (w.x, w.y, w.width, w.height)),
+                       size=lambda w, _s: setattr(w._edge, "rectangle", (w.x, w.y, w.width, w.height)))
+                self._picker_items.append(b)
+            for i, (hi, text) in enumerate(specs):
+                b = self._picker_items[i]
+                put(b, text=text, tone=LIT if hi else PANEL, color=(0.1, 0.1, 0.1, 1) if hi else TEXT)
+                b.highlighted = hi
+                b._edge_color.rgba = LIT if hi else GREY
+                b._edge.width = self.s(3) if hi else 1
+                self.widgets[f"b_item_{i}"] = b
+                if b.parent is None:
+                    lst.add_widget(b)
+            for i in range(len(specs), len(self._picker_items)):
+                b = self._picker_items[i]
+                if b.parent is not None:
+                    lst.remove_widget(b)
+                self.widgets.pop(f"b_item_{i}", None)
 
         def picker_select(self):
             self.picker.select()
@@ -569,38 +595,68 @@ def build_app_class():
             scroll.add_widget(lst)
             return scroll
 
-        def _row(self, text: str, height: float, tone=PANEL, color=TEXT, size=15):
+        def _row(self, text: str, height: float, tone=PANEL, color=TEXT, size=15, padded=True):
             lbl = Text(text=text, markup=True, font_size=self.s(size), size_hint_y=None, height=self.s(height),
-                       color=color, padding=(self.s(10), self.s(4)))
-            panel_background(lbl, tone, self.s(6))
+                       color=color, padding=(self.s(10), self.s(4)) if padded else (0, 0))
+            # a header has no panel: its background stays transparent
+            lbl._bg = panel_background(lbl, tone or (0, 0, 0, 0), self.s(6))
+            lbl._spec = (text, height, tone, tuple(color), size, padded)
             return lbl
 
-        def refresh_contracts(self):
-            lst = self.widgets["contracts_list"]
-            lst.clear_widgets()
+        def _update_row(self, lbl, text: str, height: float, tone=PANEL, color=TEXT, size=15, padded=True):
+            """Update a row made by :meth:`_row` in place; only what changed is set (an unchanged text keeps
+            its texture)."""
+            spec = (text, height, tone, tuple(color), size, padded)
+            if lbl._spec == spec:
+                return
+            lbl._spec = spec
+            put(lbl, text=text, height=self.s(height), color=color, font_size=self.s(size),
+                padding=(self.s(10), self.s(4)) if padded else (0, 0))
+            if tuple(lbl._bg.rgba) != tuple(tone or (0, 0, 0, 0)):
+                lbl._bg.rgba = tone or (0, 0, 0, 0)
+
+        def _sync_rows(self, lst, pool: list, specs: list[tuple]) -> None:
+            """Show ``specs`` (the arguments of :meth:`_row`) in ``lst``, reusing the row widgets in ``pool``:
+            rows are updated in place, added or removed only at the end, never rebuilt."""
+            for i, spec in enumerate(specs):
+                if i < len(pool):
+                    self._update_row(pool[i], *spec)
+                else:
+                    pool.append(self._row(*spec))
+                if pool[i].parent is None:
+                    lst.add_widget(pool[i])
+            for row in pool[len(specs):]:
+                if row.parent is not None:
+                    lst.remove_widget(row)
+
+        def contract_specs(self) -> list[tuple]:
             v = self.view
             if v is None:
-                return
+                return []
             t = self.tx.t
-            lst.add_widget(Text(text=t("in_force_title"), font_size=self.s(15), color=DIM, size_hint_y=None,
-                                height=self.s(24)))
+            specs: list[tuple] = [(t("in_force_title"), 24, None, DIM, 15, False)]
             for c in sorted(v.in_force, key=lambda c: c["role"] != "supply"):
                 role = t("power_company" if c["role"] == "supply" else "data_company")
                 menu = f"   {t('menu')}: {c['menu']}" if c.get("menu") else ""
                 since = f"   {t('since')}: {_jst(c['since'])}" if c.get("since") else ""
-                lst.add_widget(self._row(
-                    f"[b]{role}: {c['name'] or c['company']}[/b] ({c['company']}){menu}\n"
-                    f"{t('receives')}: {self.tx.data_types(c['data_types'])}{since}", 64))
-            lst.add_widget(Text(text=t("pending"), font_size=self.s(15), color=DIM, size_hint_y=None,
-                                height=self.s(24)))
+                specs.append((f"[b]{role}: {c['name'] or c['company']}[/b] ({c['company']}){menu}\n"
+                              f"{t('receives')}: {self.tx.data_types(c['data_types'])}{since}", 64))
+            specs.append((t("pending"), 24, None, DIM, 15, False))
             if not v.pending:
-                lst.add_widget(self._row(t("pending_none"), 36, color=DIM))
+                specs.append((t("pending_none"), 36, PANEL, DIM))
             for p in v.pending:
                 role = t("power_company" if p["kind"] == "supply" else "data_company")
                 when = p["switch"].replace(" JST", "")
-                lst.add_widget(self._row(
-                    f"[b]{_switch_text(when, self.tx)}[/b]  {role}: {p['name'] or p['company']} ({p['action']})\n"
-                    f"{t('receives')}: {self.tx.data_types(p['data_types'])}", 64))
+                specs.append((f"[b]{_switch_text(when, self.tx)}[/b]  {role}: {p['name'] or p['company']} "
+                              f"({p['action']})\n{t('receives')}: {self.tx.data_types(p['data_types'])}", 64))
+            return specs
+
+        def refresh_contracts(self):
+            specs = self.contract_specs()
+            if specs == self._contract_specs:
+                return  # nothing changed: no widget touched
+            self._contract_specs = specs
+            self._sync_rows(self.widgets["contracts_list"], self._contract_rows, specs)
 
         # -- alerts ----------------------------------------------------------------------------
         def _alerts_screen(self):
@@ -636,27 +692,48 @@ def build_app_class():
             return out
 
         def refresh_alerts(self):
-            lst = self.widgets["alerts_list"]
-            lst.clear_widgets()
             rows = self.alert_rows()
-            if not rows:
-                lst.add_widget(self._row(self.tx.t("alerts_none"), 40, color=DIM))
-            for kind, text in rows:
-                h = 30 + 22 * text.count("\n")
-                line = BoxLayout(size_hint_y=None, height=self.s(h), spacing=self.s(6))
-                tone = (0.35, 0.16, 0.15, 1) if kind != "card" else (0.33, 0.25, 0.10, 1)
-                lbl = self._row(text, h, tone=tone)
-                lbl.size_hint_y = 1
-                line.add_widget(lbl)
-                if kind.startswith("alert:"):
-                    b = Flat(text=self.tx.t("clear"), size_hint_x=None, width=self.s(90), font_size=self.s(15),
-                             tone=GREY)
-                    alert_id = int(kind.split(":")[1])
-                    b.bind(on_release=lambda _b, i=alert_id: self.worker.submit(
-                        self.api.clear_alert, i, then=lambda _r: self.request_view()))
-                    line.add_widget(b)
-                lst.add_widget(line)
-            self.widgets["nav_alerts"].color = (1, 0.55, 0.5, 1) if rows else TEXT
+            specs = rows or [("none", self.tx.t("alerts_none"))]
+            if specs == self._alert_specs:
+                return  # nothing changed: no widget touched
+            self._alert_specs = specs
+            lst = self.widgets["alerts_list"]
+            for i, (kind, text) in enumerate(specs):
+                if kind == "none":
+                    h, tone, color = 40, PANEL, DIM
+                else:
+                    h, color = 30 + 22 * text.count("\n"), TEXT
+                    tone = (0.35, 0.16, 0.15, 1) if kind != "card" else (0.33, 0.25, 0.10, 1)
+                if i == len(self._alert_lines):
+                    line = BoxLayout(size_hint_y=None, spacing=self.s(6))
+                    line.lbl = self._row(text, h, tone=tone, color=color)
+                    line.lbl.size_hint_y = 1
+                    line.add_widget(line.lbl)
+                    line.btn = Flat(size_hint_x=None, width=self.s(90), font_size=self.s(15), tone=GREY)
+                    line.alert_id = None
+                    line.btn.bind(on_release=lambda _b, ln=line: self._clear_alert(ln.alert_id))
+                    self._alert_lines.append(line)
+                line = self._alert_lines[i]
+                self._update_row(line.lbl, text, h, tone=tone, color=color)
+                line.lbl.size_hint_y = 1
+                put(line, height=self.s(h))
+                line.alert_id = int(kind.split(":")[1]) if kind.startswith("alert:") else None
+                if line.alert_id is not None:
+                    put(line.btn, text=self.tx.t("clear"))
+                    if line.btn.parent is None:
+                        line.add_widget(line.btn, index=0)
+                elif line.btn.parent is not None:
+                    line.remove_widget(line.btn)
+                if line.parent is None:
+                    lst.add_widget(line)
+            for line in self._alert_lines[len(specs):]:
+                if line.parent is not None:
+                    lst.remove_widget(line)
+            put(self.widgets["nav_alerts"], color=(1, 0.55, 0.5, 1) if rows else TEXT)
+
+        def _clear_alert(self, alert_id):
+            if alert_id is not None:
+                self.worker.submit(self.api.clear_alert, alert_id, then=lambda _r: self.request_view())
 
         # -- emulation drawer ------------------------------------------------------------------
         def _drawer(self):

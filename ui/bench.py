@@ -3,8 +3,13 @@ ratios to an empty Kivy app measured in the same run under the same Xvfb; reside
 
 Each app runs in its own process (one Kivy window per process) under one Xvfb this bench starts.
 Frames are uncapped (``maxfps 0``) and redrawn continuously, so a frame's time is the work it
-costs. Latency: a touch is dispatched on a button whose press changes the screen; the time to the
-next buffer flip after it is the touch-to-screen latency.
+costs. A frame is timed when the buffer swap has returned (the image is then in the X server), not
+when ``on_flip`` is dispatched (before the swap, so before Mesa has rendered anything).
+
+Latency, measured the same way in both apps: a touch (down and up, dispatched through the window)
+on a button whose release changes what is shown -- the empty app's button shows a new count, the
+UI's tab buttons switch the screen -- and the time from the touch to the end of the swap of the
+first frame that shows that change (checked on the widget tree drawn in that frame).
 """
 from __future__ import annotations
 
@@ -96,7 +101,14 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
         meter.set_load(1200.0)
         slots = CardSlots(("1", "2", "3"), meter.verify, meter.clock.now)
         app = build_app_class()(meter.api, slots, UiSettings(panel="a"), emulation=meter)
-        targets = lambda: [app.widgets["nav_meter"], app.widgets["nav_contracts"], app.widgets["nav_usage"]]  # noqa
+        screens = ("meter", "contracts", "usage")
+
+        def target(i):
+            name = screens[i % len(screens)]
+            # shown: the tab's screen is the only one in the manager (the switch is complete) and drawn
+            return app.widgets[f"nav_{name}"], lambda: (app.sm.current_screen is not None and
+                                                         app.sm.current_screen.name == name and
+                                                         len(app.sm.children) == 1)
     else:
         class Empty(App):
             def build(self):
@@ -106,10 +118,29 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
                 box.add_widget(self.button)
                 return box
         app = Empty()
-        targets = lambda: [app.button]  # noqa
+
+        rendered = [None]  # the text the button's current texture was rendered from
+
+        def target(i):
+            if rendered[0] is None:
+                app.button.bind(texture=lambda b, tex: rendered.__setitem__(0, b.text if tex is not None else None))
+                rendered[0] = app.button.text
+            want = str(int(app.button.text) + 1)
+            # shown: the button's texture was rendered from the new count
+            return app.button, lambda: rendered[0] == want
 
     flips: list[float] = []
-    Window.bind(on_flip=lambda *_: flips.append(time.perf_counter()))
+    shown: list = []  # [predicate, time of the first swap that showed it]
+    swap = Window.flip
+
+    def timed_flip():
+        swap()
+        now = time.perf_counter()
+        flips.append(now)
+        if shown and shown[1] is None and shown[0]():
+            shown[1] = now
+
+    Window.flip = timed_flip  # called by Window.on_flip after the frame is drawn
     Clock.schedule_interval(lambda dt: Window.canvas.ask_update(), 0)
     figures: dict = {}
 
@@ -126,16 +157,20 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
         frame_ms = [(b - a) * 1000 for a, b in zip(span, span[1:])]
         touch_ms = []
         for i in range(30):
-            w = targets()[i % len(targets())]
+            w, pred = target(i)
             x, y = w.to_window(*w.center)
             touch = UnitTestTouch(x, y)
-            n = len(flips)
+            shown[:] = [pred, None]
             t = time.perf_counter()
             touch.touch_down()
             touch.touch_up()
-            while len(flips) == n or flips[-1] < t:
+            deadline = time.monotonic() + 5
+            while shown[1] is None and time.monotonic() < deadline:
                 await asyncio.sleep(0)
-            touch_ms.append((next(f for f in flips[n:] if f >= t) - t) * 1000)
+            if shown[1] is None:
+                raise RuntimeError(f"touch {i} on {w!r}: no frame showed its result within 5 s")
+            touch_ms.append((shown[1] - t) * 1000)
+            shown[:] = []
             await asyncio.sleep(0.05)
         q = statistics.quantiles
         figures.update(frames=len(frame_ms), frame_ms_median=statistics.median(frame_ms),

@@ -142,17 +142,9 @@ def register(groups) -> None:
     description = ("The Kivy touch screen. Kiosk: fullscreen on the meter, reading the meter service's store "
                    "and the card readers. --emulate: a window with a whole emulated meter and a drawer to "
                    "insert cards, set load/solar, cut the supply and stop the broker.")
-    if isinstance(ui, argparse.ArgumentParser):  # "ui" registered as a leaf: `smartmeter ui [--emulate]`
-        _ui_args(ui)
-        ui.set_defaults(func=cmd_ui)
-    else:  # a group: `smartmeter ui run [--emulate]`, `smartmeter ui emulate`
-        p = ui.add_parser("run", help="start the touch screen (kiosk, or --emulate on a desktop)",
-                          description=description)
-        _ui_args(p)
-        p.set_defaults(func=cmd_ui)
-        e = ui.add_parser("emulate", help="desktop emulation (same as run --emulate)", description=description)
-        _ui_args(e)
-        e.set_defaults(func=cmd_ui, emulate=True)
+    ui.description = description  # "ui" is one command: `smartmeter ui [--emulate] [--config ...]`
+    _ui_args(ui)
+    ui.set_defaults(func=cmd_ui)
     b = groups["bench"].add_parser("ui", help="UI frame time and touch latency vs an empty Kivy app; memory",
                                    description="Runs the emulated UI and an empty Kivy app under one Xvfb and "
                                                "prints frame time, touch-to-screen latency (ratios) and RSS.")

@@ -79,7 +79,10 @@ class SevenSegment(Widget):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.bind(text=self._draw, pos=self._draw, size=self._draw, digits=self._draw, on_color=self._draw)
+        self._colors: list[tuple[Color, str | None]] = []  # per segment: its Color and its name (None: the dot)
+        # Geometry is built once per size/position; a new text only recolours the segments in place.
+        self.bind(pos=self._draw, size=self._draw, digits=self._draw)
+        self.bind(text=self._paint, on_color=self._paint, off_color=self._paint)
         self._draw()
 
     def cells(self) -> list[tuple[str, bool]]:
@@ -95,6 +98,7 @@ class SevenSegment(Widget):
 
     def _draw(self, *_):
         self.canvas.clear()
+        self._colors = []
         n = int(self.digits)
         if self.width <= 0 or self.height <= 0 or n <= 0:
             return
@@ -104,9 +108,8 @@ class SevenSegment(Widget):
         t = max(2.0, h * 0.10)  # segment thickness
         y0 = self.y + (self.height - h) / 2
         with self.canvas:
-            for i, (ch, dot) in enumerate(self.cells()):
+            for i in range(n):
                 x0 = self.x + i * cw + (cw - w) / 2 - t * 0.3
-                lit = SEGMENTS.get(ch, "")
                 hh = (h - 3 * t) / 2
                 rects = {
                     "a": (x0 + t, y0 + h - t, w - 2 * t, t),
@@ -118,10 +121,25 @@ class SevenSegment(Widget):
                     "c": (x0 + w - t, y0 + t * 0.5, t, hh + 0.5 * t),
                 }
                 for seg, (x, y, sw, sh) in rects.items():
-                    Color(*(self.on_color if seg in lit else self.off_color))
+                    self._colors.append((Color(*self.off_color), seg))
                     Rectangle(pos=(x + 1, y + 1), size=(sw - 2, sh - 2))
-                Color(*(self.on_color if dot else self.off_color))
-                Ellipse(pos=(x0 + w + t * 0.15, y0), size=(t * 1.1, t * 1.1))
+                self._colors.append((Color(*self.off_color), None))
+                Ellipse(pos=(x0 + w + t * 0.15, y0), size=(t * 1.1, t * 1.1), segments=16)  # a few-pixel dot
+        self._paint()
+
+    def _paint(self, *_):
+        if not self._colors:
+            return
+        on, off = tuple(self.on_color), tuple(self.off_color)
+        k = 0
+        for ch, dot in self.cells():
+            lit = SEGMENTS.get(ch, "")
+            for _i in range(8):
+                color, seg = self._colors[k]
+                want = on if (dot if seg is None else seg in lit) else off
+                if tuple(color.rgba) != want:
+                    color.rgba = want
+                k += 1
 
 
 class Mark(Widget):
@@ -134,26 +152,35 @@ class Mark(Widget):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.bind(mode=self._update, phase=self._update, pos=self._draw, size=self._draw, lit=self._draw)
+        self._fill = self._edge = None
+        # Geometry is built on size/position; blinking only recolours the two Color instructions.
+        self.bind(mode=self._update, phase=self._update, pos=self._draw, size=self._draw, lit=self._paint)
+        self._draw()
         self._update()
 
     def _update(self, *_):
         self.lit = self.mode == "on" or (self.mode == "blink" and self.phase)
-        self._draw()
 
     def _draw(self, *_):
+        from kivy.graphics import Triangle
+
         self.canvas.clear()
         s = min(self.width, self.height)
         cx, cy = self.center
         with self.canvas:
-            Color(*(LIT if self.lit else (0.25, 0.24, 0.20, 1)))
+            self._fill = Color(1, 1, 1, 1)
             d = 1 if self.arrow == "right" else -1
             pts = [cx - d * s * 0.45, cy + s * 0.35, cx + d * s * 0.45, cy, cx - d * s * 0.45, cy - s * 0.35]
-            from kivy.graphics import Triangle
-
             Triangle(points=pts)
-            Color(*(LIT if self.lit else GREY))
+            self._edge = Color(1, 1, 1, 1)
             Line(points=pts + pts[:2], width=1.2)
+        self._paint()
+
+    def _paint(self, *_):
+        if self._fill is None:
+            return
+        self._fill.rgba = LIT if self.lit else (0.25, 0.24, 0.20, 1)
+        self._edge.rgba = LIT if self.lit else GREY
 
 
 class BarChart(Widget):
@@ -186,6 +213,21 @@ class BarChart(Widget):
                     continue
                 Color(*ACCENT)
                 Rectangle(pos=(self.x + i * bw, self.y + 2), size=(max(1, bw * 0.8), (self.height - 4) * v / top))
+
+
+def differs(current, value) -> bool:
+    """Whether setting a property to ``value`` would change it (lists and tuples compare by items)."""
+    if isinstance(current, (list, tuple)) and isinstance(value, (list, tuple)):
+        return list(current) != list(value)
+    return current != value
+
+
+def put(widget, **props) -> None:
+    """Set only the properties whose value changes: an unchanged text keeps its texture, an unchanged
+    colour does not dispatch a redraw."""
+    for key, value in props.items():
+        if differs(getattr(widget, key), value):
+            setattr(widget, key, value)
 
 
 def panel_background(widget, color=PANEL, radius=8):
