@@ -64,12 +64,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _ui_available() -> bool:
-    try:
-        import ui.cli  # noqa: F401
-        import kivy  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    from importlib.util import find_spec
+
+    return find_spec("kivy") is not None  # looked up, not imported: Kivy starts logging on import
 
 
 def _store_demo_changes(system: EmulatedSystem) -> None:

@@ -27,6 +27,7 @@ def prepare_kivy(size: tuple[int, int] = (800, 480), fullscreen: bool = False) -
     global _FONT_DONE
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")  # Kivy logs through ours; it leaves the root level alone
     from kivy.config import Config
 
     Config.set("graphics", "width", str(size[0]))
