@@ -112,3 +112,48 @@ def test_a_collector_crash_loses_nothing(broker, publisher, storage, day_clock):
     wait_until(lambda: storage.reading_count() == 30, what="redelivered readings")
     again.stop()
     assert len(set(storage.reading_keys())) == 30
+
+
+def test_two_collector_processes_split_the_load_and_neither_lose_nor_double_count(tmp_path, broker, publisher,
+                                                                                  day_clock):
+    """As deployed: two ``smartmeter cloud collector`` processes in one $share group, one database."""
+    import subprocess
+    import sys
+
+    from cloud.outage.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'outage.db'}"
+    open_storage(url).close()  # the schema exists before both processes start
+    logs = [open(tmp_path / f"collector-{i}.log", "wb") for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "smartmeter.cli", "-v", "cloud", "collector", "--db", url,
+                               "--mqtt", f"{broker.host}:{broker.port}", "--share-group", "outage",
+                               "--client-id", f"collector-p{i}"], stdout=logs[i], stderr=logs[i]) for i in range(2)]
+    try:
+        import time
+
+        time.sleep(2.5)  # both subscribed
+        end = day_clock.now()
+        for seq in range(1, 5):
+            for m in range(150):
+                publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", seq, end + seq * PERIOD))
+        for m in range(50):  # redeliveries must not count twice, whichever process gets them
+            publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", 1, end + PERIOD))
+        store = open_storage(url)
+        wait_until(lambda: store.reading_count() >= 600, timeout=30, what="600 readings stored")
+        time.sleep(1.0)
+        assert store.reading_count() == 600
+        store.close()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(10)
+        for f in logs:
+            f.close()
+    import re
+
+    stats = [re.search(r"messages (\d+), stored (\d+), duplicates (\d+)", (tmp_path / f"collector-{i}.log").read_text())
+             for i in range(2)]
+    assert all(stats), "each collector prints its totals when it stops"
+    stored = [int(m.group(2)) for m in stats]
+    assert all(n > 0 for n in stored) and sum(stored) == 600  # the broker shared the load; none counted twice
+    assert sum(int(m.group(3)) for m in stats) == 50
