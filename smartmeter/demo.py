@@ -23,7 +23,7 @@ from appliance.datatypes import parse_data_types
 from appliance.domain import Action, Company, ContractChange, Role
 from appliance.schedule import parse_switch
 
-from .emulation import EmulatedSystem, demo_start_time
+from .emulation import EmulatedSystem, demo_start_time, publish
 
 DEFAULT_WORKDIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "smartmeter-demo"
 
@@ -36,28 +36,39 @@ def register(groups) -> None:
     p.add_argument("--duration", type=float, help="stop after this many real seconds (default: until Ctrl-C)")
     p.add_argument("--plain", action="store_true", help="print lines instead of the live screen (automatic without a TTY)")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where the demo keeps its stores (wiped at start)")
-    p.add_argument("--no-ui", action="store_true", help="do not open the touch-screen emulation even if a display is present")
+    p.add_argument("--no-ui", action="store_true",
+                   help="do not open the touch-screen emulation beside the live view even if a display is present")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    if not args.no_ui and os.environ.get("DISPLAY") and _ui_available():
-        # With a display, the main command is the touch screen's desktop emulation.
-        return subprocess.call([sys.executable, "-m", "smartmeter.cli", "ui", "--emulate"])
+    # With a display, the touch screen's desktop emulation opens beside this view, on the same meter.
+    with_ui = not args.no_ui and bool(os.environ.get("DISPLAY")) and _ui_available()
     shutil.rmtree(args.workdir, ignore_errors=True)
-    system = EmulatedSystem(args.workdir, interval=parse_duration(args.interval, "--interval"), speed=args.speed,
-                            start=demo_start_time()).start_all()
+    system = EmulatedSystem(args.workdir, meter_id="DEMO-0001", interval=parse_duration(args.interval, "--interval"),
+                            speed=args.speed, start=demo_start_time(), commissioned=("TEPCO-EP", "HEMS-LAB"),
+                            card_slots=with_ui).start_all()
     _store_demo_changes(system)
+    control = ui = None
+    if with_ui:
+        control = publish(system)
+        ui = subprocess.Popen([sys.executable, "-m", "smartmeter.cli", "ui", "--attach", str(args.workdir)])
     plain = args.plain or not sys.stdout.isatty()
     deadline = time.monotonic() + args.duration if args.duration else None
+    running = (lambda: ui.poll() is None) if ui else (lambda: True)  # closing the window ends the demo
     try:
         if plain:
-            _run_plain(system, deadline)
+            _run_plain(system, deadline, running)
         else:
-            _run_live(system, deadline)
+            _run_live(system, deadline, running)
     except KeyboardInterrupt:
         pass
     finally:
+        if ui is not None and ui.poll() is None:
+            ui.terminate()
+            ui.wait(10)
+        if control is not None:
+            control.close()
         system.stop_all()
     _print_summary(system)
     return 0
@@ -93,8 +104,8 @@ def _snapshot(system: EmulatedSystem) -> dict:
     return {"view": view, "received": received, "sample": system.emulator.measure()}
 
 
-def _run_plain(system: EmulatedSystem, deadline: float | None) -> None:
-    while deadline is None or time.monotonic() < deadline:
+def _run_plain(system: EmulatedSystem, deadline: float | None, running) -> None:
+    while running() and (deadline is None or time.monotonic() < deadline):
         time.sleep(2)
         s = _snapshot(system)
         v = s["view"]
@@ -105,11 +116,11 @@ def _run_plain(system: EmulatedSystem, deadline: float | None) -> None:
               f"queued {v.queued}  received: {got}", flush=True)
 
 
-def _run_live(system: EmulatedSystem, deadline: float | None) -> None:
+def _run_live(system: EmulatedSystem, deadline: float | None, running) -> None:
     from rich.live import Live
 
     with Live(_render(_snapshot(system), system), refresh_per_second=2, screen=False) as live:
-        while deadline is None or time.monotonic() < deadline:
+        while running() and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.5)
             live.update(_render(_snapshot(system), system))
 

@@ -1,103 +1,414 @@
-"""The whole system in emulation, in one process: a private Mosquitto, the metering-chip emulator
-on Modbus TCP, the meter service, and example company servers. Used by ``smartmeter demo`` and the
-UI's desktop emulation. Every part speaks its real protocol; only the hardware is emulated.
+"""The whole system in emulation: one meter, built from real parts, for the demo, the touch screen's
+desktop emulation, the UI tests and the UI benchmark.
+
+Every part speaks its real protocol; only the hardware is emulated:
+
+* the metering chip: :class:`drivers.modbus.emulator.ChipEmulator` on Modbus TCP;
+* the broker: a private Mosquitto;
+* the meter service (:class:`appliance.service.MeterService`) stepping in a background thread,
+  with confirmation (embodiment 4) against the companies' servers and a relay breaker on
+  gpiozero's mock pin factory;
+* a company server for each example company (:class:`cloud.company_server.CompanyServer`), each
+  with a signing key certified by the emulation's registry, answering confirmations;
+* contract cards: the example cards are issued at start (``card-NAME.cose`` in the work directory)
+  and inserted through the real PC/SC (pcscd + vpcd, slots 1-3) and NFC (nfcpy udp, slot 4)
+  emulation.
+
+Run in-process (``smartmeter demo``) or as a process of its own (``python -m smartmeter.emulation``),
+which is how the touch screen uses it: as on a real meter, the UI is a separate process that reads
+the meter's store through :class:`appliance.api.MeterAPI` and the card readers itself. The process
+writes ``emulation.json`` (see :mod:`smartmeter.attach`) and takes the emulation drawer's actions on
+a control socket.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import os
+import secrets
+import signal
+import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from multiprocessing.connection import Listener
 from pathlib import Path
+from typing import Any, Callable
 
 from appliance.api import MeterAPI
-from appliance.clock import JST, ScaledClock
-from appliance.datatypes import parse_data_types
-from appliance.domain import Company, Contract, Role
+from appliance.clock import JST, ScaledClock, SystemClock, iso
+from appliance.confirmation import ConfirmationSettings
+from appliance.datatypes import DataType, parse_data_types
+from appliance.domain import Action, Company, Contract, Role, SwitchTime
 from appliance.mqtt import MqttUplink
 from appliance.service import MeterService, ServiceSettings
 from appliance.store import Store
-from cloud.company_server import CompanyServer
-from drivers.modbus.bridge import ModbusEndpoint, quiet_pymodbus
-from drivers.modbus.chip import ModbusMeteringChip
-from drivers.modbus.emulator import ChipEmulator
-from drivers.modbus.profiles import get_profile
+from appliance.trust import issue_certificate, issue_document, keys
+from appliance.trust.document import ContractDocument
+from cloud.company_server import ANSWER_MODES, CompanyServer
 
 from .mosquitto import LocalMosquitto
 
 log = logging.getLogger(__name__)
 
+DESCRIPTOR = "emulation.json"
+
 
 @dataclass(frozen=True)
-class DemoCompany:
+class EmulatedCompany:
     code: str
     name: str
     role: Role
     data_types: str
-    send_interval: timedelta | None = None  # None: the measurement interval
+    send_every: int = 1  # send interval, in measurement intervals
     menu: str | None = None
-    commissioned: bool = True
 
 
-DEMO_COMPANIES = (
-    DemoCompany("TEPCO-EP", "東京電力エナジーパートナー", Role.SUPPLY, "time,power,energy,export_energy,totals",
-                menu="従量電灯B"),
-    DemoCompany("ENEOS-P", "ENEOSでんき", Role.SUPPLY, "time,energy,export_energy", commissioned=False),
-    DemoCompany("HEMS-LAB", "HEMSラボ", Role.DATA, "time,power", send_interval=timedelta(minutes=15)),
+COMPANIES: tuple[EmulatedCompany, ...] = (
+    EmulatedCompany("TEPCO-EP", "東京電力EP", Role.SUPPLY, "time,power,energy,export_energy,totals", menu="従量電灯B"),
+    EmulatedCompany("ENEOS-P", "ENEOSでんき", Role.SUPPLY, "time,energy,export_energy"),
+    EmulatedCompany("LOOOP", "Looopでんき", Role.SUPPLY, "time,power,energy"),
+    EmulatedCompany("HEMS-LAB", "HEMSラボ", Role.DATA, "time,power", send_every=15),
 )
+
+
+@dataclass(frozen=True)
+class ExampleCard:
+    """One card the drawer can insert: the company that issues it and the tariff menu it asks for."""
+
+    name: str  # the file stem and the drawer's label
+    code: str
+    menu: str | None = None
+    foreign: bool = False  # certified by a registry this meter does not trust: the meter refuses it
+
+
+EXAMPLE_CARDS: tuple[ExampleCard, ...] = (
+    ExampleCard("tepco", "TEPCO-EP", "従量電灯B"),
+    ExampleCard("eneos", "ENEOS-P"),
+    ExampleCard("looop", "LOOOP"),
+    ExampleCard("tepco-night", "TEPCO-EP", "夜トク8"),
+    ExampleCard("hems", "HEMS-LAB"),
+    ExampleCard("rogue", "ENEOS-P", foreign=True),
+)
+
+# The drawer's actions, callable over the control socket (nothing else is).
+ACTIONS = ("insert_card", "remove_card", "set_load", "set_solar_export", "set_supply", "set_broker",
+           "set_breaker", "set_answer", "state")
 
 
 @dataclass
 class EmulatedSystem:
     workdir: Path
-    meter_id: str = "DEMO-0001"
+    meter_id: str = "EMU-0001"
     profile: str = "sdm120"
-    interval: timedelta = timedelta(minutes=1)
-    speed: float = 60.0
+    interval: timedelta = timedelta(seconds=5)
+    speed: float = 1.0
     start: datetime | None = None
-    companies: tuple[DemoCompany, ...] = DEMO_COMPANIES
+    commissioned: tuple[str, ...] = ("TEPCO-EP",)
+    card_slots: bool = True  # the PC/SC and NFC card emulation
+    nfc: bool = True
+    confirmation: bool = True
+    companies: tuple[EmulatedCompany, ...] = COMPANIES
     servers: dict[str, CompanyServer] = field(default_factory=dict)
+    cards: dict[str, bytes] = field(default_factory=dict)
 
+    # -- start / stop ----------------------------------------------------------------------------
     def start_all(self) -> "EmulatedSystem":
+        from drivers.breaker.relay import RelayBreaker, make_pin_factory
+        from drivers.modbus.bridge import ModbusEndpoint, quiet_pymodbus
+        from drivers.modbus.chip import ModbusMeteringChip
+        from drivers.modbus.emulator import ChipEmulator
+        from drivers.modbus.profiles import get_profile
+
         quiet_pymodbus()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.clock = ScaledClock(self.start, self.speed)
-        self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="demo-broker-"))).start()
+        self.clock = SystemClock() if self.speed == 1 and self.start is None else ScaledClock(self.start, self.speed)
+        self.started_wall = time.time()
+        self.started_sim = self.clock.now()
+        self.supply_on, self.broker_up = True, True
+        self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="emu-broker-"))).start()
         self.emulator = ChipEmulator(get_profile(self.profile), self.clock)
         port = self.emulator.start_tcp()
         self.chip = ModbusMeteringChip(get_profile(self.profile), ModbusEndpoint.tcp("127.0.0.1", port, timeout=0.5),
                                        clock=self.clock, retries=1, backoff=0.05)
+        company_keys = self._issue_cards()
+        commissioned = tuple(self._contract(c) for c in self.companies if c.code in self.commissioned)
         for c in self.companies:
-            self.servers[c.code] = CompanyServer(c.code, self.broker.host, self.broker.port,
-                                                 self.workdir / f"company-{c.code}.sqlite3").start()
+            key, cert = company_keys[c.code]
+            self.servers[c.code] = CompanyServer(
+                c.code, self.broker.host, self.broker.port, self.workdir / f"company-{c.code}.sqlite3",
+                key=key, certificate=cert, now=self.clock.now,
+                records={self.meter_id: list(c.data_types.split(","))} if c.code in self.commissioned else None,
+            ).start()
         self.store = Store(self.workdir / "meter.sqlite3")
+        self.relay = RelayBreaker(17, self.workdir / "breaker.json", pin_factory=make_pin_factory("mock"))
         self.uplink = MqttUplink(self.meter_id, self.broker.host, self.broker.port, self.clock, will_delay=5)
         settings = ServiceSettings(self.meter_id, self.interval, tick=timedelta(milliseconds=100))
-        self.service = MeterService(settings, self.store, self.chip, self.uplink, self.clock)
+        # Timeouts are simulated time: scale them so a confirmation gets ~10 real seconds at any speed.
+        confirm = ConfirmationSettings(enabled=self.confirmation, timeout=timedelta(seconds=10 * self.speed),
+                                       retry_max=timedelta(seconds=60 * self.speed),
+                                       recheck_after=timedelta(seconds=60 * self.speed))
+        self.service = MeterService(settings, self.store, self.chip, self.uplink, self.clock,
+                                    root_public_key=self.root_public, confirmation=confirm, breaker=self.relay)
+        self.uplink.on_command = self.service.submit_command
+        self.service.commission(commissioned)
         self.api = MeterAPI(self.store, self.meter_id, self.interval, self.clock)
-        self.service.commission(tuple(
-            Contract(c.role, Company(c.code, c.name), parse_data_types(c.data_types),
-                     c.send_interval or self.interval, c.menu)
-            for c in self.companies if c.commissioned))
         self.uplink.start()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.service.run, args=(self._stop,), name="meter", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self.service.run, args=(self._stop,), name="meter", daemon=True),
+                         threading.Thread(target=self._wire_breaker, name="breaker-wiring", daemon=True)]
+        for t in self._threads:
+            t.start()
+        for s in self.servers.values():
+            s.connected.wait(5)
+        if self.card_slots:
+            self._start_card_emulation()
         return self
 
     def stop_all(self) -> None:
         self._stop.set()
-        self._thread.join(5)
-        self.uplink.stop()
+        for t in self._threads:
+            t.join(5)
+        for part in ("sim", "pcscd"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                _quietly(obj.close if part == "sim" else obj.stop)
+        _quietly(self.uplink.stop)
         for s in self.servers.values():
-            s.stop()
-        self.emulator.stop()
-        self.chip.close()
-        self.broker.stop()
+            _quietly(s.stop)
+        _quietly(self.emulator.stop)
+        _quietly(self.chip.close)
+        _quietly(self.relay.shutdown)
+        _quietly(self.broker.stop)
+
+    def _start_card_emulation(self) -> None:
+        from drivers.cards.pcscd import Pcscd, list_readers
+        from drivers.cards.sim import SIM_SLOTS, CardSimulator
+
+        self.pcscd = None
+        if list_readers() is None:
+            self.pcscd = Pcscd(Path(tempfile.mkdtemp(prefix="emu-pcscd-"))).start()
+        self.sim = CardSimulator({k: v for k, v in SIM_SLOTS.items() if self.nfc or v.kind == "pcsc"})
+
+    def _wire_breaker(self) -> None:
+        """The relay sits between the grid and the house: open, the chip measures no supply."""
+        last = None
+        while not self._stop.wait(0.1):
+            live = self.supply_on and bool(self.relay.state()["closed"])
+            if live != last:
+                self.emulator.set_supply(live)
+                last = live
+
+    # -- the emulation drawer's actions -------------------------------------------------------------
+    def insert_card(self, slot: str, card: str) -> None:
+        from drivers.cards.sim import card_image
+
+        if card not in self.cards:
+            raise ValueError(f"no example card {card!r}; there are {', '.join(self.cards)}")
+        if self.sim.remove(slot)["removed"]:
+            time.sleep(0.6)  # a hand swapping cards: the reader sees the slot empty before the next card
+        self.sim.insert(slot, card_image(self.cards[card]))
+
+    def remove_card(self, slot: str) -> None:
+        self.sim.remove(slot)
+
+    def set_load(self, watts: float | None) -> None:
+        self.emulator.set_solar_w(0.0 if watts is not None else None)
+        self.emulator.set_load_w(watts)
+
+    def set_solar_export(self, watts: float) -> None:
+        """Solar generation ``watts`` above a small house load: the meter sees reverse flow."""
+        self.emulator.set_load_w(200.0)
+        self.emulator.set_solar_w(200.0 + watts)
+
+    def set_supply(self, on: bool) -> None:
+        """Cut or restore the grid supply; a cut sends the last gasp (``power_fail``) while the radio lasts."""
+        self.supply_on = on
+        self.uplink.publish_status("power_restored" if on else "power_fail")
+
+    def set_broker(self, up: bool) -> None:
+        if up and not self.broker_up:
+            self.broker.start()
+        elif not up and self.broker_up:
+            self.broker.stop()
+        self.broker_up = up
+
+    def set_breaker(self, open_: bool) -> None:
+        """Open or close the breaker as the installer does (``smartmeter appliance breaker open|close
+        --override``); the meter service applies the request on its next step."""
+        from appliance.breaker import request
+
+        store = Store(self.store.path)  # this runs on the caller's thread: its own connection
+        try:
+            request(store, "open" if open_ else "close", "emulation drawer", override=True)
+        finally:
+            store.close()
+
+    def set_answer(self, code: str, mode: str) -> None:
+        """How a company's server answers confirmation requests: ``records`` (truthfully), ``wrong`` (a
+        spoofed record), ``forged`` (an uncertified key) or ``silent``."""
+        if code not in self.servers or mode not in ANSWER_MODES:
+            raise ValueError(f"set_answer: {code!r} / {mode!r}: companies {', '.join(self.servers)}; "
+                             f"modes {', '.join(ANSWER_MODES)}")
+        self.servers[code].answer = mode
+
+    def state(self) -> dict[str, Any]:
+        return {"supply_on": self.supply_on, "broker_up": self.broker_up,
+                "slots": sorted(self.sim.slots) if getattr(self, "sim", None) else [],
+                "cards": [c.name for c in EXAMPLE_CARDS], "card_companies": {c.name: c.code for c in EXAMPLE_CARDS},
+                "answers": {code: s.answer for code, s in self.servers.items()}}
+
+    # -- what a separate process needs to attach ----------------------------------------------------
+    def descriptor(self, control: str | None = None) -> dict[str, Any]:
+        return {"meter_id": self.meter_id, "store": str(self.store.path), "interval_s": self.interval.total_seconds(),
+                "clock": {"speed": self.speed, "sim": iso(self.started_sim), "wall": self.started_wall},
+                "registry_public_key": self.root_public.hex(), "control": control, "pid": os.getpid(),
+                "broker": {"host": self.broker.host, "port": self.broker.port},
+                "companies": {c: str(self.workdir / f"company-{c}.sqlite3") for c in self.servers},
+                "workdir": str(self.workdir)}
+
+    # -- contracts and cards ----------------------------------------------------------------------
+    def _contract(self, c: EmulatedCompany) -> Contract:
+        return Contract(c.role, Company(c.code, c.name), parse_data_types(c.data_types), self.interval * c.send_every,
+                        c.menu)
+
+    def _issue_cards(self) -> dict[str, tuple[Any, bytes]]:
+        """A registry, a certified key per company, and the example cards. Returns code -> (key, cert)."""
+        now = self.clock.now()
+        registry, foreign_registry = keys.generate(), keys.generate()
+        self.root_public = keys.public_raw(registry)
+        (self.workdir / "registry.pub").write_bytes(self.root_public)  # for `smartmeter card verify`
+        by_code = {c.code: c for c in self.companies}
+        company_keys: dict[tuple[str, bool], tuple[Any, bytes]] = {}
+        for c in self.companies:
+            for foreign in (False, True):
+                key = keys.generate()
+                cert = issue_certificate(foreign_registry if foreign else registry, company_code=c.code, name=c.name,
+                                         role=c.role, public_key=key.public_key(),
+                                         not_before=now - timedelta(days=1), not_after=now + timedelta(days=365))
+                company_keys[(c.code, foreign)] = (key, cert)
+        for serial, card in enumerate(EXAMPLE_CARDS, start=1):
+            c = by_code[card.code]
+            key, cert = company_keys[(card.code, card.foreign)]
+            doc = ContractDocument(
+                kind=c.role, action=Action.CONTRACT, company=Company(c.code, c.name, f"mqtts://{c.code.lower()}.example"),
+                data_types=tuple(DataType(t) for t in c.data_types.split(",")), switch=SwitchTime(immediate=True),
+                serial=serial, issued_at=now - timedelta(minutes=1), expires_at=now + timedelta(days=30),
+                menu=card.menu, meter_id=self.meter_id, send_interval=self.interval)
+            self.cards[card.name] = issue_document(doc, company_key=key, certificate=cert)
+            (self.workdir / f"card-{card.name}.cose").write_bytes(self.cards[card.name])
+        return {code: kc for (code, foreign), kc in company_keys.items() if not foreign}
+
+
+# -- the control socket -----------------------------------------------------------------------------
+
+class ControlServer:
+    """The drawer's actions for another process: ``(action, args)`` in, ``("ok", result)`` or
+    ``("error", message)`` out, over an owner-only Unix socket with a shared secret."""
+
+    def __init__(self, system: EmulatedSystem) -> None:
+        self.system = system
+        self.path = system.workdir / "control.sock"
+        self.path.unlink(missing_ok=True)
+        key = secrets.token_bytes(32)
+        key_file = system.workdir / "control.key"
+        key_file.write_bytes(b"")
+        key_file.chmod(0o600)
+        key_file.write_bytes(key)
+        old = os.umask(0o077)
+        try:
+            self.listener = Listener(str(self.path), family="AF_UNIX", authkey=key)
+        finally:
+            os.umask(old)
+        threading.Thread(target=self._accept, name="emulation-control", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn = self.listener.accept()
+            except OSError:
+                return  # closed
+            except Exception as exc:  # a client with the wrong key
+                log.warning("emulation control: refused a client: %s", exc)
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:
+        with conn:
+            while True:
+                try:
+                    action, args = conn.recv()
+                except (EOFError, OSError):
+                    return
+                try:
+                    if action not in ACTIONS:
+                        raise ValueError(f"unknown action {action!r}")
+                    result = getattr(self.system, action)(*args)
+                    conn.send(("ok", result if action == "state" else self.system.state()))
+                except Exception as exc:  # told to the drawer; the emulation goes on
+                    log.warning("emulation control: %s%r failed: %s", action, tuple(args), exc)
+                    conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        self.listener.close()
+        self.path.unlink(missing_ok=True)
+
+
+def publish(system: EmulatedSystem) -> ControlServer:
+    """Open the control socket and write the descriptor (atomically: a reader never sees half of it)."""
+    control = ControlServer(system)
+    tmp = system.workdir / (DESCRIPTOR + ".tmp")
+    tmp.write_text(json.dumps(system.descriptor(str(control.path)), ensure_ascii=False, indent=1))
+    tmp.replace(system.workdir / DESCRIPTOR)
+    return control
 
 
 def demo_start_time() -> datetime:
     """Today 05:30 JST: the demo's simulated day opens just before the morning peak."""
     today = datetime.now(JST).date()
     return datetime(today.year, today.month, today.day, 5, 30, tzinfo=JST)
+
+
+def _quietly(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:
+        log.debug("stopping %s failed", fn, exc_info=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m smartmeter.emulation --workdir DIR``: run the emulated system until SIGTERM/SIGINT."""
+    from appliance.config import parse_duration
+
+    p = argparse.ArgumentParser(prog="python -m smartmeter.emulation", description=main.__doc__)
+    p.add_argument("--workdir", type=Path, required=True)
+    p.add_argument("--interval", default="5s", help="measurement interval (default 5s)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--no-nfc", action="store_true", help="PC/SC slots 1-3 only")
+    p.add_argument("--load", type=float, help="a steady load in W instead of the household profile")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    (a.workdir / DESCRIPTOR).unlink(missing_ok=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    system = EmulatedSystem(a.workdir, interval=parse_duration(a.interval, "--interval"), speed=a.speed,
+                            nfc=not a.no_nfc).start_all()
+    if a.load is not None:
+        system.set_load(a.load)
+    control = publish(system)
+    log.info("emulated meter %s: broker 127.0.0.1:%s, files in %s", system.meter_id, system.broker.port, a.workdir)
+    try:
+        stop.wait()
+    finally:
+        control.close()
+        (a.workdir / DESCRIPTOR).unlink(missing_ok=True)
+        system.stop_all()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

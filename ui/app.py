@@ -738,22 +738,20 @@ def build_app_class():
 
         # -- emulation drawer ------------------------------------------------------------------
         def _drawer(self):
-            from .emulation import EXAMPLE_CARDS
-
             emu = self.emulation
             view = ModalView(size_hint=(0.96, 0.92), background_color=(0, 0, 0, 0.5))
             box = BoxLayout(orientation="vertical", padding=self.s(10), spacing=self.s(6))
             panel_background(box, (0.20, 0.16, 0.26, 1), self.s(10))
-            self.drawer_card = EXAMPLE_CARDS[0].name
-            cards = GridLayout(cols=len(EXAMPLE_CARDS), spacing=self.s(4), size_hint_y=0.2)
-            for c in EXAMPLE_CARDS:
-                b = self.name(f"emu_card_{c.name}", Flat(text=c.name, font_size=self.s(14),
-                                                         tone=ACCENT if c.name == self.drawer_card else PANEL))
-                b.bind(on_release=lambda _b, n=c.name: self._pick_card(n))
+            self.drawer_card = emu.cards[0]
+            cards = GridLayout(cols=len(emu.cards), spacing=self.s(4), size_hint_y=0.2)
+            for name in emu.cards:
+                b = self.name(f"emu_card_{name}", Flat(text=name, font_size=self.s(14),
+                                                       tone=ACCENT if name == self.drawer_card else PANEL))
+                b.bind(on_release=lambda _b, n=name: self._pick_card(n))
                 cards.add_widget(b)
             box.add_widget(cards)
             slots = GridLayout(cols=4, spacing=self.s(4), size_hint_y=0.32)
-            names = sorted(emu.sim.slots) if getattr(emu, "sim", None) else ["1", "2", "3"]
+            names = emu.slots
             slots.cols = len(names)
             for slot in names:
                 b = self.name(f"emu_insert_{slot}", Flat(font_size=self.s(14), tone=GOOD))
@@ -774,8 +772,10 @@ def build_app_class():
                 b.bind(on_release=lambda _b, w=w: self.emu(emu.set_solar_export, float(w)))
                 power.add_widget(b)
             box.add_widget(power)
-            switches = GridLayout(cols=3, spacing=self.s(4), size_hint_y=0.28)
-            for key, fn in (("emu_supply", lambda: emu.set_supply(not emu.supply_on)),
+            switches = GridLayout(cols=4, spacing=self.s(4), size_hint_y=0.28)
+            for key, fn in (("emu_spoof", lambda: emu.set_answer(self.drawer_card, "records" if emu.answer_of(
+                                self.drawer_card) == "wrong" else "wrong")),
+                            ("emu_supply", lambda: emu.set_supply(not emu.supply_on)),
                             ("emu_broker", lambda: emu.set_broker(not emu.broker_up)),
                             ("emu_breaker", lambda: emu.set_breaker(not breaker_is_open(
                                 self.view.breaker if self.view else None)))):
@@ -791,6 +791,7 @@ def build_app_class():
             for k, w in self.widgets.items():
                 if k.startswith("emu_card_"):
                     w.tone = ACCENT if k == f"emu_card_{name}" else PANEL
+            self._drawer_texts()
 
         def emu(self, fn, *args):
             self.worker.submit(fn, *args, then=lambda _r: (self._drawer_texts(), self.request_view()))
@@ -810,6 +811,8 @@ def build_app_class():
             self.widgets["emu_supply"].text = t("emu_supply_cut" if emu.supply_on else "emu_supply_restore")
             self.widgets["emu_broker"].text = t("emu_broker_off" if emu.broker_up else "emu_broker_on")
             self.widgets["emu_breaker"].text = t("emu_breaker")
+            spoofed = emu.answer_of(self.drawer_card) == "wrong"
+            self.widgets["emu_spoof"].text = t("emu_spoof_off" if spoofed else "emu_spoof_on", card=self.drawer_card)
 
     return SmartMeterApp
 

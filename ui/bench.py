@@ -2,6 +2,9 @@
 ratios to an empty Kivy app measured in the same run under the same Xvfb; resident memory.
 
 Each app runs in its own process (one Kivy window per process) under one Xvfb this bench starts.
+The UI runs as on the meter: its own process beside the meter's (an emulated system measuring
+every second, ``python -m smartmeter.emulation``), reading the store through MeterAPI and polling
+the card readers; the figures are the UI process's.
 Frames are uncapped (``maxfps 0``) and redrawn continuously, so a frame's time is the work it
 costs. A frame is timed when the buffer swap has returned (the image is then in the X server), not
 when ``on_flip`` is dispatched (before the swap, so before Mesa has rendered anything).
@@ -22,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
 GOAL = 1.5
@@ -47,15 +49,20 @@ def run_bench(size=(800, 480), seconds: float = 6.0) -> int:
     results = {}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
-            for kind in ("empty", "ui"):
-                out = Path(tmp) / f"{kind}.json"
-                env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
-                       "KIVY_HOME": str(Path(tmp) / "kivy")}
-                subprocess.run([sys.executable, "-m", "ui.bench", "child", kind, "--out", str(out),
-                                "--seconds", str(seconds), "--size", f"{size[0]}x{size[1]}",
-                                "--workdir", str(Path(tmp) / "work")],
-                               env=env, cwd=Path(__file__).resolve().parents[1], check=True, timeout=seconds * 4 + 120)
-                results[kind] = json.loads(out.read_text())
+            from smartmeter.attach import EmulationProcess
+
+            with EmulationProcess(Path(tmp) / "system", interval="1s", nfc=False, load=1200.0) as system:
+                for kind in ("empty", "ui"):
+                    out = Path(tmp) / f"{kind}.json"
+                    env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
+                           "KIVY_HOME": str(Path(tmp) / "kivy")}
+                    subprocess.run([sys.executable, "-m", "ui.bench", "child", kind, "--out", str(out),
+                                    "--seconds", str(seconds), "--size", f"{size[0]}x{size[1]}",
+                                    "--workdir", str(system.workdir)],
+                                   env=env, cwd=Path(__file__).resolve().parents[1], check=True,
+                                   timeout=seconds * 4 + 120)
+                    results[kind] = json.loads(out.read_text())
+                meter_rss = _rss_mib(system.pid)
     finally:
         xvfb.terminate()
         xvfb.wait(5)
@@ -67,13 +74,13 @@ def run_bench(size=(800, 480), seconds: float = 6.0) -> int:
         ratio = u[key] / e[key] if e[key] else float("nan")
         print(f"{label:28}{e[key]:12.2f}{u[key]:16.2f}{ratio:8.2f}  <= {GOAL}x {'ok' if ratio <= GOAL else 'OVER'}")
     print(f"{'resident memory (MiB)':28}{e['rss_mib']:12.1f}{u['rss_mib']:16.1f}"
-          f"   (UI process incl. the in-process emulated meter: {u['rss_mib']:.1f} MiB)")
+          f"   (the UI process; the emulated meter beside it: {meter_rss:.1f} MiB)")
     print(f"frames measured: empty {e['frames']}, UI {u['frames']}; touches: {u['touches']}")
     return 0
 
 
-def _rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _rss_mib(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -92,15 +99,16 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
     from kivy.uix.button import Button
     from kivy.uix.boxlayout import BoxLayout
 
-    meter = None
+    emu, readers = None, []
     if kind == "ui":
-        from .emulation import EmulatedMeter
+        from smartmeter.attach import attach
+
         from .model import CardSlots
 
-        meter = EmulatedMeter(workdir, interval=timedelta(seconds=1), nfc=False).start()
-        meter.set_load(1200.0)
-        slots = CardSlots(("1", "2", "3"), meter.verify, meter.clock.now)
-        app = build_app_class()(meter.api, slots, UiSettings(panel="a"), emulation=meter)
+        emu = attach(workdir)  # the kiosk's arrangement: the meter's store, the card readers, no drawer
+        slots = CardSlots(("1", "2", "3"), emu.verify, emu.clock.now)
+        readers = emu.start_card_readers(slots.callbacks())
+        app = build_app_class()(emu.api, slots, UiSettings(panel="a"))
         screens = ("meter", "contracts", "usage")
 
         def target(i):
@@ -186,8 +194,10 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
     try:
         asyncio.run(both())
     finally:
-        if meter is not None:
-            meter.stop()
+        for r in readers:
+            r.stop()
+        if emu is not None:
+            emu.close()
     out.write_text(json.dumps(figures))
 
 

@@ -58,31 +58,45 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cfg = load_ui_config(args.config)
     panel = args.panel or cfg.get("panel", "a")
     language = args.language or cfg.get("language", "ja")
-    if args.emulate:
-        return run_emulation(args.size, panel, language, fullscreen=False)
+    if args.emulate or args.attach:
+        return run_emulation(args.size, panel, language, fullscreen=False, attach_to=args.attach)
     return run_kiosk(cfg, args.size, panel, language, fullscreen=not args.window)
 
 
-def run_emulation(size, panel: str, language: str, fullscreen: bool = False, workdir: Path | None = None,
-                  interval_s: float = 5.0, nfc: bool = True) -> int:
-    from datetime import timedelta
+def run_emulation(size, panel: str, language: str, fullscreen: bool = False, attach_to: Path | None = None) -> int:
+    """The app in a window beside an emulated meter: a new one in a child process, or the running one
+    in ``attach_to`` (the demo's). The UI reaches it as it reaches a real meter, plus the drawer."""
+    import tempfile
 
+    from smartmeter.attach import EmulationProcess, attach
+
+    child = None
+    if attach_to is None:
+        child = EmulationProcess(Path(tempfile.mkdtemp(prefix="smartmeter-ui-"))).start()
+        attach_to = child.workdir
+    emu = attach(attach_to)
+    print(f"emulated meter {emu.meter_id}: broker 127.0.0.1:{emu.descriptor['broker']['port']}, files in {attach_to}",
+          flush=True)
+    try:
+        return run_attached(emu, size, panel, language, fullscreen)
+    finally:
+        emu.close()
+        if child is not None:
+            child.stop()
+
+
+def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False) -> int:
     from .app import UiSettings, build_app_class, prepare_kivy
-    from .emulation import EmulatedMeter, default_workdir
     from .model import CardSlots
 
     prepare_kivy(size, fullscreen)
-    meter = EmulatedMeter(workdir or default_workdir(), interval=timedelta(seconds=interval_s), nfc=nfc).start()
+    slots = CardSlots(("1", "2", "3", "4"), emu.verify, emu.clock.now)
+    readers = emu.start_card_readers(slots.callbacks())
     try:
-        settings = UiSettings(panel=panel, language=language)
-        slots = CardSlots(("1", "2", "3", "4"), meter.verify, meter.clock.now)
-        meter.start_card_slots(slots.callbacks())
-        app = build_app_class()(meter.api, slots, settings, emulation=meter)
-        print(f"emulated meter {meter.meter_id}: broker 127.0.0.1:{meter.broker.port}, files in {meter.workdir}",
-              flush=True)
-        app.run()
+        build_app_class()(emu.api, slots, UiSettings(panel=panel, language=language), emulation=emu.control).run()
     finally:
-        meter.stop()
+        for r in readers:
+            r.stop()
     return 0
 
 
@@ -155,6 +169,8 @@ def register(groups) -> None:
 
 def _ui_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emulate", action="store_true", help="desktop emulation: a window and an emulated meter")
+    p.add_argument("--attach", type=Path, metavar="DIR",
+                   help="desktop emulation beside a running emulated system (the demo's work directory)")
     p.add_argument("--config", type=Path, help="the UI config (ui.toml); see docs/ui.md")
     p.add_argument("--size", type=parse_size, default=(800, 480), help="window size, e.g. 800x480, 1024x600")
     p.add_argument("--panel", choices=["a", "b"], help="override the config: Fig. 9(a) or 9(b) card panel")

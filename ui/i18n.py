@@ -92,6 +92,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "emu_broker_off": ("ブローカー停止", "Broker down"),
     "emu_broker_on": ("ブローカー再開", "Broker up"),
     "emu_breaker": ("開閉器 開/閉", "Breaker open/close"),
+    "emu_spoof_on": ("{card}: 偽の確認応答", "{card}: spoof confirmations"),
+    "emu_spoof_off": ("{card}: 正しい確認応答に戻す", "{card}: answer truthfully"),
 }
 
 DATA_TYPE_NAMES: dict[str, tuple[str, str]] = {

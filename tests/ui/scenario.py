@@ -1,11 +1,13 @@
 """One UI scenario in its own process (Kivy allows one window per process).
 
-Run by tests/ui/test_ui.py under an Xvfb the test started: it builds the emulated meter from real
-parts (ui/emulation.py), opens the app, drives it only with touch events (kivy.tests'
+Run by tests/ui/test_ui.py under an Xvfb the test started, beside an emulated system the test
+started (``python -m smartmeter.emulation``, built from real parts): it attaches to that system as
+the kiosk attaches to a meter, opens the app, drives it only with touch events (kivy.tests'
 UnitTestTouch dispatched through the window), checks the core (a second store connection) and the
-company servers (MQTT), saves screenshots, and writes every check to a JSON results file.
+company servers (their own databases, fed over MQTT), saves screenshots, and writes every check to a
+JSON results file.
 
-    python tests/ui/scenario.py {panel_a|panel_b|sizes} --out DIR --results FILE [--size WxH]
+    python tests/ui/scenario.py SCENARIO --attach WORKDIR --out DIR --results FILE [--size WxH]
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import os
 import sys
 import time
 import traceback
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,13 +109,13 @@ def supply_company(store):
     return c.company.code if c else None
 
 
-def events(meter, code):
-    return [e["event"] for e in meter.servers[code].events()]
+def events(emu, code):
+    return [e["event"] for e in emu.company_events(code)]
 
 
 # --- scenarios --------------------------------------------------------------------------------
 
-async def marks(app, run, meter):
+async def marks(app, run, emu):
     """Fig. 7: forward, no load, reverse, breaker open, set from the drawer by touch."""
     cases = [("forward", "emu_load_1500", ("blink", "off")), ("no_load", "emu_load_0", ("on", "on")),
              ("reverse", "emu_solar_2000", ("off", "blink")), ("breaker_open", "emu_breaker", ("blink", "blink"))]
@@ -144,12 +145,12 @@ async def marks(app, run, meter):
     await until(lambda: app.flow_state == "forward", 20)
 
 
-async def panel_a(app, run, meter):
+async def panel_a(app, run, emu):
     from appliance.store import Store
 
-    store = Store(meter.store.path)
+    store = Store(emu.api.store.path)
     await shot(app, run, "meter")
-    await marks(app, run, meter)
+    await marks(app, run, emu)
 
     for slot, card in (("1", "tepco"), ("2", "eneos"), ("3", "looop")):
         await insert(app, slot, card)
@@ -163,12 +164,12 @@ async def panel_a(app, run, meter):
     # select slot 2: switches at once, in the core and on MQTT
     await tap(app.widgets["slot2_select"])
     ok_core = await until(lambda: supply_company(store) == "ENEOS-P", 15)
-    ok_mqtt = await until(lambda: "contract_started" in events(meter, "ENEOS-P"), 15)
-    ok_ended = await until(lambda: "contract_ended" in events(meter, "TEPCO-EP"), 15)
+    ok_mqtt = await until(lambda: "contract_started" in events(emu, "ENEOS-P"), 15)
+    ok_ended = await until(lambda: "contract_ended" in events(emu, "TEPCO-EP"), 15)
     ok_lit = await until(lambda: app.widgets["slot2_select"].lit and not app.widgets["slot1_select"].lit, 10)
     run.check("panel_a:select_switches_core", ok_core, f"supply={supply_company(store)}")
     run.check("panel_a:select_on_mqtt", ok_mqtt and ok_ended,
-              f"ENEOS={events(meter, 'ENEOS-P')} TEPCO={events(meter, 'TEPCO-EP')}")
+              f"ENEOS={events(emu, 'ENEOS-P')} TEPCO={events(emu, 'TEPCO-EP')}")
     run.check("panel_a:select_lights", ok_lit)
     await shot(app, run, "panel_a_selected")
 
@@ -188,13 +189,13 @@ async def panel_a(app, run, meter):
     pend = [(ch.company.code, ch.switch.at, ch.source) for ch, _ in store.changes(("pending",))]
     run.check("schedule:pending_in_core", ok, str(pend))
     at = next((a for c, a, _ in pend if c == "LOOOP"), None)
-    mins = (at - meter.clock.now()).total_seconds() / 60 if at else 0
+    mins = (at - emu.clock.now()).total_seconds() / 60 if at else 0
     run.check("schedule:time_from_buttons", at is not None and 61 <= mins <= 64, f"{mins:.1f} min ahead")
     ok = await until(lambda: app.widgets["slot3_when"].is_set, 10)
     run.check("schedule:display_set", ok and app.widgets["slot3_when"].text.count(":") == 1,
               app.widgets["slot3_when"].text)
-    ok = await until(lambda: "contract_scheduled" in events(meter, "LOOOP"), 15)
-    run.check("schedule:on_mqtt", ok, str(events(meter, "LOOOP")))
+    ok = await until(lambda: "contract_scheduled" in events(emu, "LOOOP"), 15)
+    run.check("schedule:on_mqtt", ok, str(events(emu, "LOOOP")))
     run.check("schedule:not_yet_switched", supply_company(store) == "ENEOS-P")
     await shot(app, run, "panel_a_scheduled")
 
@@ -214,8 +215,27 @@ async def panel_a(app, run, meter):
     await shot(app, run, "panel_a_rejected")
     await tap(app.widgets["nav_alerts"])
     await frames(app, 3)
-    texts = [w.text for w in app.widgets["alerts_list"].walk() if hasattr(w, "text")]
-    run.check("rejected:alerts_reason", any(prob.get("reason_ja", "@@") in t for t in texts), str(texts)[:300])
+    run.check("rejected:alerts_reason", any(prob.get("reason_ja", "@@") in t for t in alert_texts(app)),
+              str(alert_texts(app))[:300])
+
+    # a security error through the real confirmation flow (embodiment 4): HEMS-LAB's server answers
+    # with a spoofed record; selecting its card holds the switch and raises the alert
+    await open_drawer(app)
+    await tap(app.widgets["emu_card_hems"])
+    await tap(app.widgets["emu_spoof"])
+    await tap(app.widgets["emu_insert_2"])
+    await close_drawer(app)
+    ok = await until(lambda: (app.cards.snapshot()["2"].company or {}).get("code") == "HEMS-LAB", 20)
+    await tap(app.widgets["nav_panel"])
+    await tap(app.widgets["slot2_select"])
+    ok = ok and await until(lambda: "security_error" in events(emu, "HEMS-LAB"), 30)
+    await tap(app.widgets["nav_alerts"])
+    ok_shown = await until(lambda: any("HEMS-LAB" in t and "遮断器は閉じています" in t for t in alert_texts(app)), 10)
+    run.check("alerts:security", ok and ok_shown and "contract_started" not in events(emu, "HEMS-LAB"),
+              f"HEMS events={events(emu, 'HEMS-LAB')} alerts={alert_texts(app)}"[:600])
+    run.check("alerts:security_in_core", any(a["kind"] == "security_error" and a["company_code"] == "HEMS-LAB"
+                                             for a in store.alerts()), str(store.alerts())[:300])
+    await shot(app, run, "alerts_security")
 
     # lost cloud connection: readings queue
     await open_drawer(app)
@@ -223,16 +243,8 @@ async def panel_a(app, run, meter):
     await close_drawer(app)
     ok = await until(lambda: app.view.link and not app.view.link.get("connected") and app.view.queued > 0, 30)
     await frames(app, 3)
-    texts = [w.text for w in app.widgets["alerts_list"].walk() if hasattr(w, "text")]
-    run.check("alerts:link_lost_queued", ok and any("未送信の計量値" in t for t in texts), str(texts)[:300])
-    # a security error stored by the core (e.g. a failed confirmation)
-    with store.transaction():
-        store.raise_alert(meter.clock.now(), "security_error", "confirmation signature invalid",
-                          "確認データの署名が正しくありません", company_code="HEMS-LAB",
-                          breaker={"state": "open", "open": True})
-    ok = await until(lambda: any("HEMS-LAB" in t for t in [w.text for w in app.widgets["alerts_list"].walk()
-                                                           if hasattr(w, "text")]), 10)
-    run.check("alerts:security", ok)
+    run.check("alerts:link_lost_queued", ok and any("未送信の計量値" in t for t in alert_texts(app)),
+              str(alert_texts(app))[:300])
     await shot(app, run, "alerts")
     await open_drawer(app)
     await tap(app.widgets["emu_broker"])
@@ -254,16 +266,20 @@ async def panel_a(app, run, meter):
     store.close()
 
 
+def alert_texts(app) -> list[str]:
+    return [w.text for w in app.widgets["alerts_list"].walk() if hasattr(w, "text")]
+
+
 def app_grey():
     from ui.widgets import GREY
 
     return GREY
 
 
-async def panel_b(app, run, meter):
+async def panel_b(app, run, emu):
     from appliance.store import Store
 
-    store = Store(meter.store.path)
+    store = Store(emu.api.store.path)
     for card in ("tepco", "eneos", "tepco-night"):
         await insert(app, "1", card)
         await until(lambda: any(e["name"] for e in app.cards.entries()) and
@@ -296,9 +312,9 @@ async def panel_b(app, run, meter):
         await tap(app.widgets["b_select"])
     await tap(app.widgets["b_ok"])
     ok_core = await until(lambda: supply_company(store) == "ENEOS-P", 15)
-    ok_mqtt = await until(lambda: "contract_started" in events(meter, "ENEOS-P"), 15)
+    ok_mqtt = await until(lambda: "contract_started" in events(emu, "ENEOS-P"), 15)
     run.check("panel_b:ok_switches_core", ok_core, f"supply={supply_company(store)}")
-    run.check("panel_b:ok_on_mqtt", ok_mqtt, str(events(meter, "ENEOS-P")))
+    run.check("panel_b:ok_on_mqtt", ok_mqtt, str(events(emu, "ENEOS-P")))
     ok = await until(lambda: app.picker.original == target and app.picker.highlight == target, 10)
     run.check("panel_b:ok_becomes_original", ok)
     await frames(app, 3)
@@ -308,7 +324,7 @@ async def panel_b(app, run, meter):
     store.close()
 
 
-async def sizes(app, run, meter):
+async def sizes(app, run, emu):
     await insert(app, "1", "tepco")
     await until(lambda: app.cards.snapshot()["1"].verified is not None, 20)
     from kivy.core.window import Window
@@ -326,28 +342,29 @@ SCENARIOS = {"panel_a": (panel_a, "a"), "panel_b": (panel_b, "b"), "sizes": (siz
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("scenario", choices=sorted(SCENARIOS))
+    p.add_argument("--attach", required=True, type=Path, help="the running emulated system's work directory")
     p.add_argument("--out", required=True)
     p.add_argument("--results", required=True)
     p.add_argument("--size", type=parse_size, default=(800, 480))
-    p.add_argument("--workdir", required=True)
     args = p.parse_args()
     fn, panel = SCENARIOS[args.scenario]
     run = Run(args)
     prepare_kivy(args.size)
-    from ui.emulation import EmulatedMeter
+    from smartmeter.attach import attach
     from ui.model import CardSlots
 
-    meter = EmulatedMeter(Path(args.workdir), interval=timedelta(seconds=1), nfc=False).start()
+    emu = attach(args.attach)
+    readers = []
     code = 0
     try:
-        slots = CardSlots(("1", "2", "3"), meter.verify, meter.clock.now)
-        meter.start_card_slots(slots.callbacks())
-        app = build_app_class()(meter.api, slots, UiSettings(panel=panel), emulation=meter)
+        slots = CardSlots(tuple(emu.control.slots), emu.verify, emu.clock.now)
+        readers = emu.start_card_readers(slots.callbacks())
+        app = build_app_class()(emu.api, slots, UiSettings(panel=panel), emulation=emu.control)
 
         async def drive():
             try:
                 await until(lambda: app.root is not None and app.view is not None and app.frames > 5, 20)
-                await fn(app, run, meter)
+                await fn(app, run, emu)
             except Exception:
                 run.check("scenario:exception", False, traceback.format_exc())
             finally:
@@ -365,7 +382,9 @@ def main() -> int:
         code = 1
     finally:
         run.save()
-        meter.stop()
+        for r in readers:
+            r.stop()
+        emu.close()
     return code
 
 

@@ -6,17 +6,17 @@ tests here assert them. Screenshots of every screen go to artifacts/screenshots/
 from __future__ import annotations
 
 import pytest
-from uikit import SCREENSHOTS, run_scenario
+from uikit import SCREENSHOTS, run_scenarios
 
 
 @pytest.fixture(scope="module")
 def panel_a(xvfb, tmp_path_factory):
-    return run_scenario(xvfb, "panel_a", tmp_path_factory.mktemp("panel_a"))
+    return run_scenarios(xvfb, ["panel_a"], tmp_path_factory.mktemp("panel_a"))
 
 
 @pytest.fixture(scope="module")
 def panel_b(xvfb, tmp_path_factory):
-    return run_scenario(xvfb, "panel_b", tmp_path_factory.mktemp("panel_b"))
+    return run_scenarios(xvfb, ["panel_b"], tmp_path_factory.mktemp("panel_b"))
 
 
 def expect(results: dict, *names: str) -> None:
@@ -48,7 +48,8 @@ def test_rejected_card_shows_reason(panel_a):
 
 
 def test_alerts_link_lost_and_security(panel_a):
-    expect(panel_a, "alerts:link_lost_queued", "alerts:security")
+    """The security error comes from the real confirmation flow: a company server spoofing its record."""
+    expect(panel_a, "alerts:link_lost_queued", "alerts:security", "alerts:security_in_core")
 
 
 def test_language_toggle(panel_a):
@@ -63,7 +64,7 @@ def test_panel_b_select_ok_cancel(panel_b):
 
 @pytest.mark.parametrize("size", ["1024x600", "1280x720"])
 def test_other_screen_sizes(xvfb, tmp_path_factory, size):
-    results = run_scenario(xvfb, "sizes", tmp_path_factory.mktemp("sizes"), size=size)
+    results = run_scenarios(xvfb, ["sizes"], tmp_path_factory.mktemp("sizes"), size=size)
     expect(results, f"screenshot:meter_{size}", f"screenshot:panel_{size}", f"screenshot:contracts_{size}")
 
 
