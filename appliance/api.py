@@ -14,7 +14,8 @@ from .domain import ContractChange
 from .intake import accept_change, cancel_change
 from .schedule import describe
 from .sending import Sender
-from .store import Store
+from .store import Store, StoredCard
+from .trust import DocumentRejected, MalformedDocument, read_document
 
 
 def contract_overview(store: Store) -> dict:
@@ -98,3 +99,23 @@ class MeterAPI:
 
     def clear_alert(self, alert_id: int) -> None:
         self.store.clear_alert(alert_id, self.clock.now())
+
+    # -- contract data read from cards (Fig. 9(b): the meter stores what its cards said) --------------
+    def remember_card(self, raw: bytes, slot: str) -> None:
+        """Keep a card's signed document, replacing an earlier one of the same company and menu.
+
+        The caller verified it; this only reads it, so bytes that are not a contract document are
+        refused (MalformedDocument, a ChangeRejected) and nothing is stored."""
+        try:
+            doc = read_document(raw)
+        except DocumentRejected as exc:
+            raise MalformedDocument(f"slot {slot}: not contract card data, not stored: {exc.reason}") from None
+        self.store.remember_card(StoredCard(doc.company.code, doc.menu, doc.kind.value, doc.serial,
+                                            self.clock.now(), slot, bytes(raw)))
+
+    def stored_cards(self) -> list[StoredCard]:
+        """Every stored card document, oldest first; verify each again before use (it may have expired)."""
+        return self.store.stored_cards()
+
+    def forget_card(self, code: str, menu: str | None) -> bool:
+        return self.store.forget_card(code, menu)

@@ -93,6 +93,16 @@ CREATE TABLE IF NOT EXISTS company_serials (
     company_code TEXT PRIMARY KEY,
     serial INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS card_documents (   -- contract data read from cards (the Fig. 9(b) list)
+    company_code TEXT NOT NULL,
+    menu TEXT NOT NULL DEFAULT '',             -- '' for none: NULLs would never collide in the key
+    kind TEXT NOT NULL,                        -- supply | data
+    serial INTEGER NOT NULL,
+    read_at REAL NOT NULL,
+    slot TEXT NOT NULL,
+    document BLOB NOT NULL,                    -- the signed COSE_Sign1 exactly as read from the card
+    PRIMARY KEY (company_code, menu)
+);
 """
 
 
@@ -102,6 +112,19 @@ def ts(dt: datetime) -> float:
 
 def from_ts(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC)
+
+
+@dataclass(frozen=True)
+class StoredCard:
+    """A contract card's signed document kept by the meter, one per company and tariff menu."""
+
+    code: str
+    menu: str | None
+    kind: str  # supply | data
+    serial: int
+    read_at: datetime
+    slot: str
+    document: bytes  # COSE_Sign1, as read from the card: verify it again before trusting it
 
 
 @dataclass(frozen=True)
@@ -318,6 +341,26 @@ class Store:
             " SET serial=max(serial, excluded.serial)",
             (company_code, serial),
         )
+
+    # -- contract data read from cards (the Fig. 9(b) list) ----------------------------------------
+    def remember_card(self, card: StoredCard) -> None:
+        """Keep one card document; a later read of the same company and menu replaces the earlier one."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO card_documents(company_code, menu, kind, serial, read_at, slot, document)"
+                " VALUES(?,?,?,?,?,?,?)",
+                (card.code, card.menu or "", card.kind, card.serial, ts(card.read_at), card.slot, card.document))
+
+    def stored_cards(self) -> list[StoredCard]:
+        """Oldest first, in the order stored (a replaced one moves to the end; clock steps do not matter)."""
+        rows = self.db.execute("SELECT company_code, menu, kind, serial, read_at, slot, document FROM card_documents"
+                               " ORDER BY rowid").fetchall()
+        return [StoredCard(r[0], r[1] or None, r[2], r[3], from_ts(r[4]), r[5], bytes(r[6])) for r in rows]
+
+    def forget_card(self, company_code: str, menu: str | None) -> bool:
+        with self.transaction():
+            return self.db.execute("DELETE FROM card_documents WHERE company_code=? AND menu=?",
+                                   (company_code, menu or "")).rowcount == 1
 
     # -- alerts for the household (security errors, rejected cards, ...) ------------------------
     def raise_alert(self, at: datetime, kind: str, message: str, message_ja: str, company_code: str | None = None,

@@ -117,10 +117,16 @@ def build_app_class():
             self.scale = min(Window.width / 800.0, Window.height / 480.0)
             self.worker = Worker(self.post)
             self.cards.changed = lambda: self.post(self._cards_changed)
+            # The meter keeps the Fig. 9(b) list: each verified card is stored through the worker.
+            self.cards.remember = lambda raw, slot: self.worker.submit(self.api.remember_card, raw, slot)
             root = FloatLayout()
             col = BoxLayout(orientation="vertical", padding=self.s(6), spacing=self.s(6))
             col.add_widget(self._top_bar())
             self.sm = ScreenManager(transition=NoTransition())
+            # Kivy clips a ScreenManager with a stencil: two full-area draws and a stencil test on every
+            # pixel, every frame. Without transitions one screen fills it exactly, so nothing to clip.
+            self.sm.canvas.before.clear()
+            self.sm.canvas.after.clear()
             for name, make in (("meter", self._meter_screen), ("usage", self._usage_screen),
                                ("panel", self._panel_screen), ("contracts", self._contracts_screen),
                                ("alerts", self._alerts_screen)):
@@ -136,9 +142,15 @@ def build_app_class():
             Clock.schedule_interval(lambda dt: self.request_view(), self.settings.refresh_s)
             Clock.schedule_interval(self._count_frame, 0)
             self.request_view()
+            self.worker.submit(self.restore_cards)
             self.load_usage(None)
             self.refresh_texts()
             return root
+
+        def restore_cards(self) -> int:
+            """On the worker: the cards the meter stored before this start, verified again (CPU work);
+            ``restore`` posts the refresh of the list."""
+            return self.cards.restore(self.api.stored_cards())
 
         def _count_frame(self, dt):
             self.frames += 1

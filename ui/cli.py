@@ -119,14 +119,17 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
     store = Store(meter_cfg.meter.store)
     api = MeterAPI(store, meter_cfg.meter.id, meter_cfg.meter.measurement_interval, clock)
 
-    def verify(raw: bytes):
+    def verify(raw: bytes, last_serial=store.last_serial):
         return verify_document(raw, root_public_key=root, meter_id=meter_cfg.meter.id, now=clock.now(),
-                               last_serial=store.last_serial)
+                               last_serial=last_serial)
+
+    def verify_stored(raw: bytes):  # the meter's own stored copy: every check but replay (its serial may be used)
+        return verify(raw, last_serial=None)
 
     readers: dict[str, str] = dict(cfg.get("readers", {}))
     slot_names = tuple(sorted(set(readers.values()) | ({"4"} if cfg.get("nfc") else set()))) or ("1", "2", "3")
     prepare_kivy(size, fullscreen)
-    slots = CardSlots(slot_names, verify, clock.now)
+    slots = CardSlots(slot_names, verify, clock.now, verify_stored=verify_stored)
     settings = UiSettings(panel=panel, language=language, slots=slot_names[:3], panel_b_slot=slot_names[0])
     watchers = []
     try:
@@ -148,7 +151,7 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
-    return run_bench(size=args.size, seconds=args.seconds)
+    return run_bench(size=args.size, seconds=args.seconds, rounds=args.rounds)
 
 
 def register(groups) -> None:
@@ -163,7 +166,8 @@ def register(groups) -> None:
                                    description="Runs the emulated UI and an empty Kivy app under one Xvfb and "
                                                "prints frame time, touch-to-screen latency (ratios) and RSS.")
     b.add_argument("--size", type=parse_size, default=(800, 480))
-    b.add_argument("--seconds", type=float, default=6.0, help="measuring time per app")
+    b.add_argument("--seconds", type=float, default=6.0, help="measuring time per app and round")
+    b.add_argument("--rounds", type=int, default=3, help="rounds of both apps, in alternating order (default 3)")
     b.set_defaults(func=cmd_bench)
 
 

@@ -4,7 +4,8 @@
   result back through a ``post`` function (the app passes one that uses ``Clock.schedule_once``).
 * :class:`CardSlots` takes the card readers' events (:class:`drivers.cards.events.CardCallbacks`)
   and remembers which verified card document sits in which slot, and every company or tariff menu
-  read so far (the Fig. 9(b) list). Select / set build the change from the remembered document.
+  read (the Fig. 9(b) list, kept by the meter: stored through ``remember`` and ``restore``d at
+  start). Select / set build the change from the remembered document.
 * :class:`CompanyPicker` is the Fig. 9(b) Select / OK / Cancel state.
 * :func:`flow_marks` is the Fig. 7 mark logic.
 
@@ -19,9 +20,10 @@ import queue
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from appliance.domain import ContractChange, SwitchTime
+from appliance.store import StoredCard
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +172,21 @@ class CardSlots:
 
     ``verify(raw) -> VerifiedDocument`` is the core's check (raises a ``DocumentRejected``);
     ``changed()`` is called (from any thread) whenever something the display shows changed.
+    ``remember(raw, slot)`` is called with every document that verified, for the meter to store
+    (the app hands it to its worker: the store's connection is not the card reader's thread's).
+    ``verify_stored(raw)`` checks the meter's own stored copy in :meth:`restore`: as ``verify`` but
+    without the replay check (the serial may since have been used); ``verify`` if not given.
     """
 
     def __init__(self, slots: tuple[str, ...], verify: Callable[[bytes], Any], now: Callable[[], datetime],
-                 changed: Callable[[], None] = lambda: None) -> None:
+                 changed: Callable[[], None] = lambda: None, remember: Callable[[bytes, str], None] | None = None,
+                 verify_stored: Callable[[bytes], Any] | None = None) -> None:
         self.slots = {s: SlotState(s) for s in slots}
         self.verify = verify
+        self.verify_stored = verify_stored
         self.now = now
         self.changed = changed
+        self.remember = remember
         self.catalogue: dict[tuple[str, str | None], Any] = {}  # every company / menu read, by (code, menu)
         self.problems: list[CardProblemNote] = []
         self.lock = threading.RLock()
@@ -205,7 +214,28 @@ class CardSlots:
             s = self._slot(slot)
             s.present, s.reading, s.problem, s.verified = True, False, None, verified
             self.catalogue[entry_key(entry_of(verified))] = verified
+        if self.remember is not None:
+            self.remember(raw, slot)
         self.changed()
+
+    def restore(self, stored: Iterable[StoredCard]) -> int:
+        """Fill the Fig. 9(b) list from the meter's stored documents (``MeterAPI.stored_cards()``,
+        oldest first). Each is verified again; one that no longer verifies (expired, ...) is left out."""
+        check = self.verify_stored or self.verify
+        restored: dict[tuple[str, str | None], Any] = {}
+        for card in stored:
+            try:
+                verified = check(card.document)
+            except Exception as exc:  # a DocumentRejected: not offered, but not silently
+                log.warning("stored card %s %s (read %s) is not listed: %s", card.code, card.menu or "",
+                            card.read_at, exc)
+                continue
+            restored[entry_key(entry_of(verified))] = verified
+        with self.lock:
+            for key, verified in restored.items():
+                self.catalogue.setdefault(key, verified)  # a card read since start is the newer one
+        self.changed()
+        return len(restored)
 
     def on_error(self, slot: str, problem: BaseException) -> None:
         note = problem_of(problem)

@@ -2,7 +2,7 @@
 small helpers for flat buttons and wrapping labels."""
 from __future__ import annotations
 
-from kivy.graphics import Color, Ellipse, Line, Rectangle, RoundedRectangle
+from kivy.graphics import Color, Line, Mesh, Rectangle, RoundedRectangle
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.button import Button
 from kivy.uix.label import Label
@@ -22,7 +22,11 @@ SEG_OFF = (0.12, 0.22, 0.15, 1)
 
 
 class Text(Label):
-    """A label that wraps to its width."""
+    """A label that wraps to its width.
+
+    Vertically centred text gets a texture only as tall as the text (``text_size`` height None):
+    the screen redraws every frame and a software renderer pays for every pixel of every texture,
+    transparent or not."""
 
     def __init__(self, **kw):
         kw.setdefault("color", TEXT)
@@ -32,7 +36,7 @@ class Text(Label):
         self.bind(size=self._wrap)
 
     def _wrap(self, *_):
-        self.text_size = (self.width, self.height)
+        self.text_size = (self.width, None if self.valign == "middle" else self.height)
 
 
 class Flat(Button):
@@ -70,7 +74,11 @@ SEGMENTS = {  # a b c d e f g
 
 
 class SevenSegment(Widget):
-    """A 7-segment style readout of ``text`` (digits, ``-``, space and decimal points)."""
+    """A 7-segment style readout of ``text`` (digits, ``-``, space and decimal points).
+
+    Drawn as two meshes, lit and unlit segments, whatever the number of digits: two draw calls a
+    frame instead of one per segment (the readout is redrawn every frame; the text changes once a
+    second)."""
 
     text = StringProperty("")
     digits = NumericProperty(6)
@@ -79,11 +87,16 @@ class SevenSegment(Widget):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._colors: list[tuple[Color, str | None]] = []  # per segment: its Color and its name (None: the dot)
-        # Geometry is built once per size/position; a new text only recolours the segments in place.
-        self.bind(pos=self._draw, size=self._draw, digits=self._draw)
+        self._cells: list[dict[str | None, list[float]]] = []  # per digit: segment (None: the dot) -> polygon
+        with self.canvas:
+            self._off_color = Color(*self.off_color)
+            self._off = Mesh(mode="triangles")
+            self._on_color = Color(*self.on_color)
+            self._on = Mesh(mode="triangles")
+        # Geometry is computed once per size/position; a new text only refills the two meshes.
+        self.bind(pos=self._layout, size=self._layout, digits=self._layout)
         self.bind(text=self._paint, on_color=self._paint, off_color=self._paint)
-        self._draw()
+        self._layout()
 
     def cells(self) -> list[tuple[str, bool]]:
         out: list[tuple[str, bool]] = []
@@ -96,18 +109,19 @@ class SevenSegment(Widget):
         out = [(" ", False)] * max(0, n - len(out)) + out[-n:]
         return out
 
-    def _draw(self, *_):
-        self.canvas.clear()
-        self._colors = []
+    def lit_segments(self) -> list[str]:
+        """What is shown, digit by digit: the lit segment letters, plus ``.`` for a lit dot."""
+        return ["".join(sorted(SEGMENTS.get(ch, ""))) + ("." if dot else "") for ch, dot in self.cells()]
+
+    def _layout(self, *_):
+        self._cells = []
         n = int(self.digits)
-        if self.width <= 0 or self.height <= 0 or n <= 0:
-            return
-        cw = self.width / n
-        h = min(self.height, cw * 1.8)
-        w = h / 1.8 * 0.82
-        t = max(2.0, h * 0.10)  # segment thickness
-        y0 = self.y + (self.height - h) / 2
-        with self.canvas:
+        if self.width > 0 and self.height > 0 and n > 0:
+            cw = self.width / n
+            h = min(self.height, cw * 1.8)
+            w = h / 1.8 * 0.82
+            t = max(2.0, h * 0.10)  # segment thickness
+            y0 = self.y + (self.height - h) / 2
             for i in range(n):
                 x0 = self.x + i * cw + (cw - w) / 2 - t * 0.3
                 hh = (h - 3 * t) / 2
@@ -120,26 +134,48 @@ class SevenSegment(Widget):
                     "e": (x0, y0 + t * 0.5, t, hh + 0.5 * t),
                     "c": (x0 + w - t, y0 + t * 0.5, t, hh + 0.5 * t),
                 }
-                for seg, (x, y, sw, sh) in rects.items():
-                    self._colors.append((Color(*self.off_color), seg))
-                    Rectangle(pos=(x + 1, y + 1), size=(sw - 2, sh - 2))
-                self._colors.append((Color(*self.off_color), None))
-                Ellipse(pos=(x0 + w + t * 0.15, y0), size=(t * 1.1, t * 1.1), segments=16)  # a few-pixel dot
+                cell: dict[str | None, list[float]] = {seg: _quad(x + 1, y + 1, sw - 2, sh - 2)
+                                                       for seg, (x, y, sw, sh) in rects.items()}
+                cell[None] = _octagon(x0 + w + t * 0.7, y0 + t * 0.55, t * 0.55)  # the decimal point
+                self._cells.append(cell)
         self._paint()
 
     def _paint(self, *_):
-        if not self._colors:
-            return
-        on, off = tuple(self.on_color), tuple(self.off_color)
-        k = 0
-        for ch, dot in self.cells():
-            lit = SEGMENTS.get(ch, "")
-            for _i in range(8):
-                color, seg = self._colors[k]
-                want = on if (dot if seg is None else seg in lit) else off
-                if tuple(color.rgba) != want:
-                    color.rgba = want
-                k += 1
+        self._on_color.rgba = self.on_color
+        self._off_color.rgba = self.off_color
+        lit: list[list[float]] = []
+        unlit: list[list[float]] = []
+        for cell, (ch, dot) in zip(self._cells, self.cells()):
+            segs = SEGMENTS.get(ch, "")
+            for seg, poly in cell.items():
+                (lit if (dot if seg is None else seg in segs) else unlit).append(poly)
+        self._on.vertices, self._on.indices = _fan_mesh(lit)
+        self._off.vertices, self._off.indices = _fan_mesh(unlit)
+
+
+def _quad(x: float, y: float, w: float, h: float) -> list[float]:
+    return [x, y, x + w, y, x + w, y + h, x, y + h]
+
+
+def _octagon(cx: float, cy: float, r: float) -> list[float]:
+    import math
+
+    return [v for k in range(8) for v in (cx + r * math.cos(k * math.pi / 4), cy + r * math.sin(k * math.pi / 4))]
+
+
+def _fan_mesh(polygons: list[list[float]]) -> tuple[list[float], list[int]]:
+    """Convex polygons (flat x, y lists) as one triangle mesh: Kivy's (x, y, u, v) vertices and indices."""
+    vertices: list[float] = []
+    indices: list[int] = []
+    base = 0
+    for poly in polygons:
+        n = len(poly) // 2
+        for k in range(n):
+            vertices += (poly[2 * k], poly[2 * k + 1], 0.0, 0.0)
+        for k in range(1, n - 1):
+            indices += (base, base + k, base + k + 1)
+        base += n
+    return vertices, indices
 
 
 class Mark(Widget):

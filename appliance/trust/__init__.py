@@ -14,13 +14,13 @@ from .keys import load_private, load_public
 from .rejections import (BadSignature, CertificateNotCurrent, CompanyMismatch, DocumentExpired, DocumentRejected,
                          DocumentTooLarge, MalformedDocument, NonceMismatch, NotYetValid, Replayed, RoleMismatch,
                          UntrustedCertificate, WrongMeter)
-from .verify import Explanation, VerifiedDocument, explain_document, verify_document
+from .verify import Explanation, VerifiedDocument, explain_document, read_document, verify_document
 
 __all__ = [
     "BadSignature", "CertificateNotCurrent", "CompanyCertificate", "CompanyMismatch", "ConfirmData",
     "ContractDocument", "DocumentExpired", "DocumentRejected", "DocumentTooLarge", "Explanation",
     "MalformedDocument", "NonceMismatch", "NotYetValid", "Replayed", "RoleMismatch", "UntrustedCertificate",
     "VerifiedCommand", "VerifiedDocument", "WrongMeter", "explain_document", "issue_certificate",
-    "issue_document", "load_private", "load_public", "parse_certificate", "sign_command", "to_change",
-    "verify_certificate", "verify_command", "verify_document",
+    "issue_document", "load_private", "load_public", "parse_certificate", "read_document", "sign_command",
+    "to_change", "verify_certificate", "verify_command", "verify_document",
 ]

@@ -140,8 +140,11 @@ def check_meter(bound_to: str | None, meter_id: str | None, what: str) -> str:
 
 
 def verify_document(raw: bytes, *, root_public_key: Ed25519PublicKey | bytes, meter_id: str, now: datetime,
-                    last_serial: LastSerial) -> VerifiedDocument:
-    """Accept contract change data only if every check holds; otherwise raise the failing check's rejection."""
+                    last_serial: LastSerial | None) -> VerifiedDocument:
+    """Accept contract change data only if every check holds; otherwise raise the failing check's rejection.
+
+    ``last_serial=None`` skips only the replay check (9): for the meter's own stored copy of a card
+    it already accepted, whose serial may since have been used."""
     return _verify(raw, root_public_key, meter_id, now, last_serial, None)
 
 
@@ -191,6 +194,15 @@ def _check_serial(doc: ContractDocument, last_serial: LastSerial | None) -> str:
         raise Replayed(
             f"serial {doc.serial} from {doc.company.code} was already used (last seen {last}): a replayed card")
     return f"serial {doc.serial} is new (last seen {last if last is not None else 'none'})"
+
+
+def read_document(raw: bytes) -> ContractDocument:
+    """What a signed document says, with NO check of trust (signature, certificate, expiry): for the
+    meter's records of documents verified elsewhere. Raises MalformedDocument if it is not one."""
+    what = "contract card data"
+    env = decode_sign1(raw, what=what)
+    _certificate_bytes(env, what)
+    return ContractDocument.from_payload(loads_strict(env.payload, what=f"{what} contents"))
 
 
 def _best_effort_read(raw: bytes, out: Explanation) -> None:

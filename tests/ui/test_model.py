@@ -1,14 +1,26 @@
 """The presenters without Kivy: card slots, the Fig. 9(b) picker, the Fig. 7 marks."""
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
-from appliance.clock import JST
-from appliance.datatypes import DataType
-from appliance.domain import Action, Company, Role, SwitchTime
-from appliance.trust.rejections import UntrustedCertificate
-from ui.model import CardSlots, CompanyPicker, flow_marks
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "cards"))  # cardkit: the card tests' PKI and documents
+
+from cardkit import METER, Pki, certified_company  # noqa: E402
+
+from appliance.api import MeterAPI  # noqa: E402
+from appliance.clock import JST, ManualClock  # noqa: E402
+from appliance.datatypes import DataType  # noqa: E402
+from appliance.domain import Action, Company, Role, SwitchTime  # noqa: E402
+from appliance.store import Store  # noqa: E402
+from appliance.trust import keys, verify_document  # noqa: E402
+from appliance.trust.rejections import Replayed, UntrustedCertificate  # noqa: E402
+from ui.model import CardSlots, CompanyPicker, flow_marks  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=JST)
 
@@ -46,6 +58,71 @@ def test_slots_remember_documents_and_build_changes():
     st = slots.snapshot()["1"]
     assert st.problem["reason_ja"] == "会社証明書が登録機関の署名ではありません" and st.verified is None
     assert slots.problems[-1].slot == "1"
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    root = keys.generate()
+    return Pki(root=root, root_public=keys.public_raw(root),
+               supply=certified_company(root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
+               data=certified_company(root, "DATA-A", "データ活用A", Role.DATA),
+               rogue=certified_company(keys.generate(), "CHUGOKU-EP", "中国電力", Role.SUPPLY))
+
+
+@pytest.fixture
+def meter(tmp_path, pki):
+    """A real MeterAPI on a SQLite file, and the UI's two checks of a card: as read, and the stored copy."""
+    clock = ManualClock(NOW)
+    api = MeterAPI(Store(tmp_path / "meter.db"), METER, timedelta(minutes=30), clock)
+
+    def verify(raw, last_serial=api.store.last_serial):
+        return verify_document(raw, root_public_key=pki.root_public, meter_id=METER, now=clock.now(),
+                               last_serial=last_serial)
+
+    yield SimpleNamespace(api=api, clock=clock, verify=verify, verify_stored=lambda raw: verify(raw, None))
+    api.store.close()
+
+
+def test_the_card_list_is_stored_by_the_meter_and_restored_after_a_restart(pki, meter):
+    slots = CardSlots(("1", "2"), meter.verify, meter.clock.now, remember=meter.api.remember_card)
+    cb = slots.callbacks()
+    cb.on_document("1", pki.sign(serial=10))
+    cb.on_document("2", pki.sign(pki.data, serial=3))
+    cb.on_document("1", pki.sign(action=Action.MENU, menu="夜間", serial=11))
+    cb.on_document("2", b"not a card")  # refused by verify: nothing stored
+    assert [(c.code, c.menu, c.slot) for c in meter.api.stored_cards()] == [
+        ("CHUGOKU-EP", None, "1"), ("DATA-A", None, "2"), ("CHUGOKU-EP", "夜間", "1")]
+
+    changed = []
+    fresh = CardSlots(("1",), meter.verify, meter.clock.now, changed=lambda: changed.append(1),
+                      verify_stored=meter.verify_stored)
+    assert fresh.restore(meter.api.stored_cards()) == 3 and changed
+    assert fresh.entries() == slots.entries()
+    ch = fresh.catalogue_change(("CHUGOKU-EP", "夜間"), source="card:1")
+    assert (ch.company.code, ch.action, ch.menu, ch.serial, ch.switch.immediate) == (
+        "CHUGOKU-EP", Action.MENU, "夜間", 11, True)
+
+    # OK on the list stores the change and records serial 11 as used: the card itself is now a replay,
+    # but the meter's stored copy still restores (no replay check on it).
+    meter.api.submit_change(ch)
+    with pytest.raises(Replayed):
+        meter.verify(meter.api.stored_cards()[-1].document)
+    again = CardSlots(("1",), meter.verify, meter.clock.now, verify_stored=meter.verify_stored)
+    assert again.restore(meter.api.stored_cards()) == 3
+    assert again.entries() == slots.entries()
+
+
+def test_an_expired_stored_card_is_not_listed(pki, meter, caplog):
+    slots = CardSlots(("1",), meter.verify, meter.clock.now, remember=meter.api.remember_card)
+    slots.on_document("1", pki.sign(serial=10, expires_at=NOW + timedelta(hours=1)))
+    slots.on_document("1", pki.sign(pki.data, serial=3))
+    meter.clock.advance(timedelta(hours=2))
+    fresh = CardSlots(("1",), meter.verify, meter.clock.now, verify_stored=meter.verify_stored)
+    with caplog.at_level(logging.WARNING, logger="ui.model"):
+        assert fresh.restore(meter.api.stored_cards()) == 1
+    assert [e["code"] for e in fresh.entries()] == ["DATA-A"]
+    assert fresh.catalogue_change(("CHUGOKU-EP", None)) is None
+    assert "CHUGOKU-EP" in caplog.text and "expired" in caplog.text
 
 
 def test_picker_select_cancel_ok():
