@@ -134,6 +134,14 @@ class Attached:
                                meter_id=self.meter_id, now=self.clock.now(),
                                last_serial=None if stored else self.api.store.last_serial)
 
+    def card_slots(self, names=None):
+        """The household's card slots over this meter: cards verified by the core, the stored
+        catalogue checked as the meter's own copy (no replay check when it is read back)."""
+        from ui.model import CardSlots
+
+        return CardSlots(tuple(names or self.control.slots), self.verify, self.clock.now,
+                         verify_stored=lambda raw: self.verify(raw, stored=True))
+
     def start_card_readers(self, callbacks) -> list:
         """The card readers of the emulated slots: PC/SC (pcscd with vpcd) and NFC (nfcpy udp)."""
         from drivers.cards.nfc import NfcSlot

@@ -119,10 +119,8 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
     if kind == "ui":
         from smartmeter.attach import attach
 
-        from .model import CardSlots
-
         emu = attach(workdir)  # the kiosk's arrangement: the meter's store, the card readers, no drawer
-        slots = CardSlots(("1", "2", "3"), emu.verify, emu.clock.now)
+        slots = emu.card_slots(("1", "2", "3"))
         readers = emu.start_card_readers(slots.callbacks())
         app = build_app_class()(emu.api, slots, UiSettings(panel="a"))
         screens = ("meter", "contracts", "usage")

@@ -87,10 +87,9 @@ def run_emulation(size, panel: str, language: str, fullscreen: bool = False, att
 
 def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False) -> int:
     from .app import UiSettings, build_app_class, prepare_kivy
-    from .model import CardSlots
 
     prepare_kivy(size, fullscreen)
-    slots = CardSlots(("1", "2", "3", "4"), emu.verify, emu.clock.now)
+    slots = emu.card_slots(("1", "2", "3", "4"))
     readers = emu.start_card_readers(slots.callbacks())
     try:
         build_app_class()(emu.api, slots, UiSettings(panel=panel, language=language), emulation=emu.control).run()

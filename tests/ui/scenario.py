@@ -321,6 +321,39 @@ async def panel_b(app, run, emu):
     await shot(app, run, "panel_b_ok")
     # many entries scroll: the list is a ScrollView
     run.check("panel_b:scrolls", app.widgets["b_scroll"].do_scroll_y)
+    # the card leaves the slot: the next start must list the companies from the meter's own store
+    await open_drawer(app)
+    await tap(app.widgets["emu_remove_1"])
+    await close_drawer(app)
+    await until(lambda: app.cards.snapshot()["1"].verified is None, 10)
+    store.close()
+
+
+async def panel_b_restart(app, run, emu):
+    """A new UI process on the same meter (a reboot of the kiosk): no card in the slot, yet the
+    Fig. 9(b) list holds every company read before, and the one in force is lit."""
+    from appliance.store import Store
+
+    store = Store(emu.api.store.path)
+    empty = all(s.verified is None for s in app.cards.snapshot().values())
+    await tap(app.widgets["nav_panel"])
+    ok = await until(lambda: len(app.picker.entries) == 3 and app.picker.original is not None, 15)
+    await frames(app, 3)
+    names = [(e["code"], e.get("menu")) for e in app.picker.entries]
+    run.check("panel_b_restart:list_restored", ok and empty and {c for c, _ in names} == {"TEPCO-EP", "ENEOS-P"},
+              f"{names} slots empty={empty}")
+    orig = app.picker.original
+    run.check("panel_b_restart:in_force_highlighted",
+              orig is not None and names[orig][0] == supply_company(store) == "ENEOS-P" and
+              app.widgets[f"b_item_{orig}"].highlighted, f"original={orig} supply={supply_company(store)}")
+    await shot(app, run, "panel_b_restart")
+    # and a stored entry still switches: back to TEPCO (従量電灯B), straight from the store
+    target = next(i for i, (c, m) in enumerate(names) if c == "TEPCO-EP" and m == "従量電灯B")
+    while app.picker.highlight != target:
+        await tap(app.widgets["b_select"])
+    await tap(app.widgets["b_ok"])
+    ok_core = await until(lambda: supply_company(store) == "TEPCO-EP", 15)
+    run.check("panel_b_restart:stored_entry_switches", ok_core, f"supply={supply_company(store)}")
     store.close()
 
 
@@ -336,7 +369,8 @@ async def sizes(app, run, emu):
         await shot(app, run, f"{screen}_{tag}")
 
 
-SCENARIOS = {"panel_a": (panel_a, "a"), "panel_b": (panel_b, "b"), "sizes": (sizes, "a")}
+SCENARIOS = {"panel_a": (panel_a, "a"), "panel_b": (panel_b, "b"),
+             "panel_b_restart": (panel_b_restart, "b"), "sizes": (sizes, "a")}
 
 
 def main() -> int:
@@ -351,13 +385,12 @@ def main() -> int:
     run = Run(args)
     prepare_kivy(args.size)
     from smartmeter.attach import attach
-    from ui.model import CardSlots
 
     emu = attach(args.attach)
     readers = []
     code = 0
     try:
-        slots = CardSlots(tuple(emu.control.slots), emu.verify, emu.clock.now)
+        slots = emu.card_slots()
         readers = emu.start_card_readers(slots.callbacks())
         app = build_app_class()(emu.api, slots, UiSettings(panel=panel), emulation=emu.control)
 

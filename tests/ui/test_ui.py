@@ -16,7 +16,7 @@ def panel_a(xvfb, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def panel_b(xvfb, tmp_path_factory):
-    return run_scenarios(xvfb, ["panel_b"], tmp_path_factory.mktemp("panel_b"))
+    return run_scenarios(xvfb, ["panel_b", "panel_b_restart"], tmp_path_factory.mktemp("panel_b"))
 
 
 def expect(results: dict, *names: str) -> None:
@@ -60,6 +60,11 @@ def test_panel_b_select_ok_cancel(panel_b):
     expect(panel_b, "panel_b:list", "panel_b:original_highlighted", "panel_b:select_moves",
            "panel_b:cancel_restores", "panel_b:cancel_no_change", "panel_b:ok_switches_core", "panel_b:ok_on_mqtt",
            "panel_b:ok_becomes_original", "panel_b:scrolls")
+
+
+def test_panel_b_list_survives_a_restart(panel_b):
+    expect(panel_b, "panel_b_restart:list_restored", "panel_b_restart:in_force_highlighted",
+           "panel_b_restart:stored_entry_switches")
 
 
 @pytest.mark.parametrize("size", ["1024x600", "1280x720"])
