@@ -614,7 +614,18 @@ def build_app_class():
             # a header has no panel: its background stays transparent
             lbl._bg = panel_background(lbl, tone or (0, 0, 0, 0), self.s(6))
             lbl._spec = (text, height, tone, tuple(color), size, padded)
+            lbl.min_height = self.s(height)
+            lbl.bind(texture_size=self._fit_row)
             return lbl
+
+        @staticmethod
+        def _fit_row(lbl, *_):
+            """Grow a row to its wrapped text: the height given is a minimum, a long message (a long
+            company name, English) takes the lines it needs. A row inside a line (an alert with its
+            button) grows the line."""
+            box = lbl if lbl.size_hint_y is None else lbl.parent
+            if box is not None:
+                box.height = max(lbl.min_height, lbl.texture_size[1])
 
         def _update_row(self, lbl, text: str, height: float, tone=PANEL, color=TEXT, size=15, padded=True):
             """Update a row made by :meth:`_row` in place; only what changed is set (an unchanged text keeps
@@ -623,8 +634,10 @@ def build_app_class():
             if lbl._spec == spec:
                 return
             lbl._spec = spec
-            put(lbl, text=text, height=self.s(height), color=color, font_size=self.s(size),
+            lbl.min_height = self.s(height)
+            put(lbl, text=text, color=color, font_size=self.s(size),
                 padding=(self.s(10), self.s(4)) if padded else (0, 0))
+            self._fit_row(lbl)
             if tuple(lbl._bg.rgba) != tuple(tone or (0, 0, 0, 0)):
                 lbl._bg.rgba = tone or (0, 0, 0, 0)
 
@@ -657,11 +670,14 @@ def build_app_class():
             specs.append((t("pending"), 24, None, DIM, 15, False))
             if not v.pending:
                 specs.append((t("pending_none"), 36, PANEL, DIM))
+            def menu_of(p):
+                return f": {p['menu']}" if p.get("menu") else ""
+
             for p in v.pending:
                 role = t("power_company" if p["kind"] == "supply" else "data_company")
                 when = p["switch"].replace(" JST", "")
                 specs.append((f"[b]{_switch_text(when, self.tx)}[/b]  {role}: {p['name'] or p['company']} "
-                              f"({p['action']})\n{t('receives')}: {self.tx.data_types(p['data_types'])}", 64))
+                              f"({t('action_' + p['action'])}{menu_of(p)})\n{t('receives')}: {self.tx.data_types(p['data_types'])}", 64))
             return specs
 
         def refresh_contracts(self):
@@ -729,7 +745,7 @@ def build_app_class():
                 line = self._alert_lines[i]
                 self._update_row(line.lbl, text, h, tone=tone, color=color)
                 line.lbl.size_hint_y = 1
-                put(line, height=self.s(h))
+                self._fit_row(line.lbl)
                 line.alert_id = int(kind.split(":")[1]) if kind.startswith("alert:") else None
                 if line.alert_id is not None:
                     put(line.btn, text=self.tx.t("clear"))
