@@ -201,7 +201,7 @@ def _bare_publisher(broker: LocalMosquitto, n: int) -> float:
                           "interval_start": "2026-11-23T00:00:00+09:00"}).encode()
     t0 = time.perf_counter()
     for i in range(n):
-        c.publish(f"companies/A/meters/BENCH/data", payload, qos=1)
+        c.publish("companies/A/meters/BENCH/data", payload, qos=1)
     done.wait(300)
     dt = time.perf_counter() - t0
     c.disconnect()

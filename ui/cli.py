@@ -162,11 +162,11 @@ def register(groups) -> None:
     _ui_args(ui)
     ui.set_defaults(func=cmd_ui)
     b = groups["bench"].add_parser("ui", help="UI frame time and touch latency vs an empty Kivy app; memory",
-                                   description="Runs the emulated UI and an empty Kivy app under one Xvfb and "
-                                               "prints frame time, touch-to-screen latency (ratios) and RSS.")
+                                   description="Runs the emulated UI, an empty Kivy app and a bare window under one "
+                                               "Xvfb and prints CPU and frame time, touch-to-screen latency (ratios) and RSS.")
     b.add_argument("--size", type=parse_size, default=(800, 480))
     b.add_argument("--seconds", type=float, default=6.0, help="measuring time per app and round")
-    b.add_argument("--rounds", type=int, default=3, help="rounds of both apps, in alternating order (default 3)")
+    b.add_argument("--rounds", type=int, default=3, help="rounds of the three apps, in rotating order (default 3)")
     b.set_defaults(func=cmd_bench)
 
 

@@ -9,25 +9,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cards"))  # cardkit: the card tests' PKI and documents
 
-from cardkit import METER, NOW, Pki, certified_company  # noqa: E402
+from cardkit import METER, NOW, Pki, new_pki  # noqa: E402
 
 from appliance.api import MeterAPI  # noqa: E402
 from appliance.clock import ManualClock  # noqa: E402
-from appliance.domain import Action, Role  # noqa: E402
+from appliance.domain import Action  # noqa: E402
 from appliance.errors import ChangeRejected  # noqa: E402
 from appliance.store import Store  # noqa: E402
-from appliance.trust import keys  # noqa: E402
 
 HALF_HOUR = timedelta(minutes=30)
 
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    root = keys.generate()
-    return Pki(root=root, root_public=keys.public_raw(root),
-               supply=certified_company(root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
-               data=certified_company(root, "DATA-A", "データ活用A", Role.DATA),
-               rogue=certified_company(keys.generate(), "CHUGOKU-EP", "中国電力", Role.SUPPLY))
+    return new_pki()
 
 
 @pytest.fixture

@@ -57,6 +57,15 @@ class Pki:
         return sign1(cbor2.dumps(payload), company.key, {CERT_HEADER: company.cert})
 
 
+def new_pki() -> Pki:
+    """A registry with a certified power company and data company, and a rogue certified elsewhere."""
+    root = keys.generate()
+    return Pki(root=root, root_public=keys.public_raw(root),
+               supply=certified_company(root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
+               data=certified_company(root, "DATA-A", "データ活用A", Role.DATA),
+               rogue=certified_company(keys.generate(), "CHUGOKU-EP", "中国電力", Role.SUPPLY))
+
+
 def certified_company(registry: Any, code: str, name: str, role: Role, **window: datetime) -> CertifiedCompany:
     key = keys.generate()
     cert = issue_certificate(registry, company_code=code, name=name, role=role, public_key=key.public_key(),

@@ -5,23 +5,14 @@ import socket
 from typing import Callable
 
 import pytest
-from cardkit import CertifiedCompany, Events, Pki, certified_company
+from cardkit import CertifiedCompany, Events, Pki, certified_company, new_pki
 
 from appliance.domain import Role
-from appliance.trust import keys
 
 
 @pytest.fixture(scope="session")
 def pki() -> Pki:
-    root = keys.generate()
-    other_root = keys.generate()
-    return Pki(
-        root=root,
-        root_public=keys.public_raw(root),
-        supply=certified_company(root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
-        data=certified_company(root, "DATA-A", "データ活用A", Role.DATA),
-        rogue=certified_company(other_root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
-    )
+    return new_pki()
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cards"))  # cardkit: the card tests' PKI and documents
 
-from cardkit import METER, Pki, certified_company  # noqa: E402
+from cardkit import METER, Pki, new_pki  # noqa: E402
 
 from appliance.api import MeterAPI  # noqa: E402
 from appliance.clock import JST, ManualClock  # noqa: E402
 from appliance.datatypes import DataType  # noqa: E402
 from appliance.domain import Action, Company, Role, SwitchTime  # noqa: E402
 from appliance.store import Store  # noqa: E402
-from appliance.trust import keys, verify_document  # noqa: E402
+from appliance.trust import verify_document  # noqa: E402
 from appliance.trust.rejections import Replayed, UntrustedCertificate  # noqa: E402
 from ui.model import CardSlots, CompanyPicker, flow_marks  # noqa: E402
 
@@ -62,11 +62,7 @@ def test_slots_remember_documents_and_build_changes():
 
 @pytest.fixture(scope="module")
 def pki() -> Pki:
-    root = keys.generate()
-    return Pki(root=root, root_public=keys.public_raw(root),
-               supply=certified_company(root, "CHUGOKU-EP", "中国電力", Role.SUPPLY),
-               data=certified_company(root, "DATA-A", "データ活用A", Role.DATA),
-               rogue=certified_company(keys.generate(), "CHUGOKU-EP", "中国電力", Role.SUPPLY))
+    return new_pki()
 
 
 @pytest.fixture
