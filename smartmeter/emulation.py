@@ -42,7 +42,7 @@ from appliance.api import MeterAPI
 from appliance.clock import JST, ScaledClock, SystemClock, iso
 from appliance.confirmation import ConfirmationSettings
 from appliance.datatypes import DataType, parse_data_types
-from appliance.domain import Action, Company, Contract, Role, SwitchTime
+from appliance.domain import Action, Company, Contract, Reading, Role, SwitchTime
 from appliance.mqtt import MqttUplink
 from appliance.service import MeterService, ServiceSettings
 from appliance.store import Store
@@ -111,6 +111,7 @@ class EmulatedSystem:
     card_slots: bool = True  # the PC/SC and NFC card emulation
     nfc: bool = True
     confirmation: bool = True
+    history_days: int = 0  # earlier days of readings in the store at start, as a meter in service holds
     companies: tuple[EmulatedCompany, ...] = COMPANIES
     servers: dict[str, CompanyServer] = field(default_factory=dict)
     cards: dict[str, bytes] = field(default_factory=dict)
@@ -144,6 +145,7 @@ class EmulatedSystem:
                 records={self.meter_id: list(c.data_types.split(","))} if c.code in self.commissioned else None,
             ).start()
         self.store = Store(self.workdir / "meter.sqlite3")
+        self._seed_history()
         self.relay = RelayBreaker(17, self.workdir / "breaker.json", pin_factory=make_pin_factory("mock"))
         self.uplink = MqttUplink(self.meter_id, self.broker.host, self.broker.port, self.clock, will_delay=5)
         settings = ServiceSettings(self.meter_id, self.interval, tick=timedelta(milliseconds=100))
@@ -183,6 +185,23 @@ class EmulatedSystem:
         _quietly(self.chip.close)
         _quietly(self.relay.shutdown)
         _quietly(self.broker.stop)
+
+    def _seed_history(self) -> None:
+        """Readings for the ``history_days`` JST days before today, in 30-minute windows of the household
+        profile the chip emulator plays, so the usage chart has earlier days. They predate the contracts
+        here, so no company is owed them; a store that already holds readings is left as it is."""
+        if not self.history_days or self.store.last_reading() is not None:
+            return
+        step = timedelta(minutes=30)
+        today = self.clock.now().astimezone(JST).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = today - timedelta(days=self.history_days)
+        with self.store.transaction():
+            for i in range(self.history_days * 48):
+                begin = start + i * step
+                net = self.emulator.load.net_w(begin + step / 2)
+                self.store.add_reading(Reading(
+                    self.meter_id, self.store.next_counter("seq"), begin, begin + step, power_w=round(net, 1),
+                    energy_wh=round(max(net, 0.0) / 2, 1), export_wh=round(max(-net, 0.0) / 2, 1)))
 
     def _start_card_emulation(self) -> None:
         from drivers.cards.pcscd import Pcscd, list_readers
@@ -389,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
     p.add_argument("--no-nfc", action="store_true", help="PC/SC slots 1-3 only")
     p.add_argument("--load", type=float, help="a steady load in W instead of the household profile")
+    p.add_argument("--history-days", type=int, default=2,
+                   help="earlier days of readings (30-minute windows) in a new store (default 2)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     (a.workdir / DESCRIPTOR).unlink(missing_ok=True)
@@ -396,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     system = EmulatedSystem(a.workdir, interval=parse_duration(a.interval, "--interval"), speed=a.speed,
-                            nfc=not a.no_nfc).start_all()
+                            nfc=not a.no_nfc, history_days=a.history_days).start_all()
     if a.load is not None:
         system.set_load(a.load)
     control = publish(system)

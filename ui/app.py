@@ -15,7 +15,8 @@ from typing import Any, Callable
 from appliance.clock import JST
 
 from .i18n import CJK_FONT, CJK_FONT_BOLD, Texts
-from .model import CardSlots, CompanyPicker, Worker, breaker_is_open, entry_key, flow_marks, is_in_force
+from .model import (CardSlots, CompanyPicker, Worker, breaker_is_open, entry_key, flow_marks, half_hour_usage,
+                    is_in_force)
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +321,7 @@ def build_app_class():
             head.add_widget(self.name("usage_title", Text(font_size=self.s(17), halign="center")))
             head.add_widget(nxt)
             box.add_widget(head)
-            box.add_widget(self.name("usage_chart", BarChart()))
+            box.add_widget(self.name("usage_chart", BarChart(font_size=self.s(12))))
             box.add_widget(self.name("usage_total", Text(font_size=self.s(15), size_hint_y=None, height=self.s(30),
                                                          color=DIM)))
             return box
@@ -344,13 +345,11 @@ def build_app_class():
 
         def refresh_usage(self):
             day = self.usage_day
-            rows = self.usage_rows
-            values = [None if r.get("energy_wh") is None else r["energy_wh"] / 1000 for r in rows]
-            put(self.widgets["usage_chart"], values=values)
+            usage = half_hour_usage(day, self.usage_rows) if day else None
+            put(self.widgets["usage_chart"], values=usage.slots if usage else [], bad=usage.bad if usage else [])
             put(self.widgets["usage_title"], text=self.tx.t("usage_title", day=day.strftime("%Y/%m/%d") if day else "-"))
-            total = sum(v for v in values if v is not None)
-            put(self.widgets["usage_total"], text=(self.tx.t("usage_total", kwh=total, n=len(values)) if values
-                                                   else self.tx.t("usage_none")))
+            put(self.widgets["usage_total"], text=(self.tx.t("usage_total", kwh=usage.total_kwh, n=usage.readings)
+                                                   if usage and usage.readings else self.tx.t("usage_none")))
             i = self.usage_days.index(day) if day in self.usage_days else -1
             put(self.widgets["usage_prev"], disabled=i <= 0)
             put(self.widgets["usage_next"], disabled=i < 0 or i >= len(self.usage_days) - 1)

@@ -8,6 +8,7 @@
   start). Select / set build the change from the remembered document.
 * :class:`CompanyPicker` is the Fig. 9(b) Select / OK / Cancel state.
 * :func:`flow_marks` is the Fig. 7 mark logic.
+* :func:`half_hour_usage` puts a day's readings on the usage chart's 48 half-hour slots.
 
 The rules about contracts stay in the core: a change is built with :func:`appliance.trust.to_change`
 (the path cards and remote changes take) and stored by :meth:`MeterAPI.submit_change`, which may
@@ -19,9 +20,10 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Callable, Iterable
 
+from appliance.clock import JST
 from appliance.domain import ContractChange, SwitchTime
 from appliance.store import StoredCard
 
@@ -69,6 +71,39 @@ def flow_marks(last_reading: dict[str, Any] | None, breaker: dict[str, Any] | No
 
 
 # --- the worker: no I/O on the UI thread ---------------------------------------------------
+
+# --- usage chart ---------------------------------------------------------------------------
+
+SLOTS_PER_DAY = 48  # half-hour slots: the unit Japanese smart meters report and bills are read in
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    slots: list[float | None]  # kWh imported per half-hour slot; None: nothing stored (e.g. still to come)
+    bad: list[int]  # slots holding a reading the meter could not measure
+    total_kwh: float
+    readings: int
+
+
+def half_hour_usage(day: date, rows: Iterable[dict[str, Any]]) -> DayUsage:
+    """Sums one JST day's readings (``MeterAPI.day_readings``) into half-hour slots by the time their
+    window ends, so the chart reads as a clock whatever the measurement interval (5 s in the
+    emulation, 30 min on a billing meter)."""
+    slots: list[float | None] = [None] * SLOTS_PER_DAY
+    bad: set[int] = set()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=JST)
+    n = 0
+    for r in rows:
+        n += 1
+        end = datetime.fromisoformat(r["interval_end"])
+        # a window ending exactly on a slot boundary belongs to the slot before it
+        i = min(SLOTS_PER_DAY - 1, max(0, int(((end - midnight).total_seconds() - 1e-6) // 1800)))
+        if r.get("energy_wh") is None:
+            bad.add(i)
+            continue
+        slots[i] = (slots[i] or 0.0) + r["energy_wh"] / 1000
+    return DayUsage(slots, sorted(bad), sum(v for v in slots if v is not None), n)
+
 
 class Worker:
     """One background thread that runs API calls in order; results come back through ``post``."""

@@ -220,35 +220,60 @@ class Mark(Widget):
 
 
 class BarChart(Widget):
-    """Bars of ``values`` (kWh per interval); ``labels`` are hour ticks under the axis."""
+    """A day's usage: one bar per half-hour slot (``values``, kWh; None draws nothing), a red tick
+    under the slots in ``bad``, and hour labels under the axis every ``tick_hours``."""
 
     values = ListProperty([])
-    max_value = NumericProperty(0)
+    bad = ListProperty([])
+    tick_hours = NumericProperty(3)
+    font_size = NumericProperty(12)
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self.bind(values=self._draw, pos=self._draw, size=self._draw)
+        self._ticks: dict[tuple[str, float], object] = {}  # hour label textures, rendered once per font size
+        self.bind(values=self._draw, bad=self._draw, pos=self._draw, size=self._draw, font_size=self._draw)
+
+    def _tick(self, text: str):
+        from kivy.core.text import Label as CoreLabel
+
+        key = (text, self.font_size)
+        if key not in self._ticks:
+            label = CoreLabel(text=text, font_size=self.font_size)
+            label.refresh()
+            self._ticks[key] = label.texture
+        return self._ticks[key]
 
     def _draw(self, *_):
         self.canvas.clear()
         n = len(self.values)
+        axis = self.font_size * 1.6  # room under the bars for the hour labels
+        base = self.y + axis
         with self.canvas:
             Color(*PANEL)
             Rectangle(pos=self.pos, size=self.size)
-            Color(*GREY)
-            Line(points=[self.x, self.y + 1, self.right, self.y + 1], width=1)
-            if not n:
-                return
-            top = max(self.max_value, max(v for v in self.values if v is not None) if any(
-                v is not None for v in self.values) else 0, 1e-9)
-            bw = self.width / n
-            for i, v in enumerate(self.values):
-                if v is None:
-                    Color(*BAD)
-                    Rectangle(pos=(self.x + i * bw, self.y), size=(max(1, bw * 0.8), 3))
-                    continue
+            if n:
+                bw = self.width / n
+                per_hour = n / 24
+                for h in range(0, 25, int(self.tick_hours)):
+                    x = self.x + min(h * per_hour * bw, self.width - 1)
+                    Color(*GREY)
+                    Line(points=[x, base, x, base - axis * 0.25], width=1)
+                    tex = self._tick(str(h))
+                    Color(*DIM)
+                    Rectangle(texture=tex, size=tex.size,
+                              pos=(min(max(self.x, x - tex.width / 2), self.right - tex.width), self.y + 2))
+                shown = [v for v in self.values if v is not None]
+                top = max(max(shown, default=0), 1e-9)
                 Color(*ACCENT)
-                Rectangle(pos=(self.x + i * bw, self.y + 2), size=(max(1, bw * 0.8), (self.height - 4) * v / top))
+                for i, v in enumerate(self.values):
+                    if v:
+                        Rectangle(pos=(self.x + i * bw + bw * 0.1, base + 1),
+                                  size=(max(1, bw * 0.8), (self.top - base - 4) * v / top))
+                Color(*BAD)
+                for i in self.bad:
+                    Rectangle(pos=(self.x + i * bw + bw * 0.1, base - 4), size=(max(1, bw * 0.8), 4))
+            Color(*GREY)
+            Line(points=[self.x, base, self.right, base], width=1)
 
 
 def differs(current, value) -> bool:

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import traceback
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +68,31 @@ async def tap(widget, hold=0.05):
     await asyncio.sleep(hold)
     touch.touch_up()
     await asyncio.sleep(0.1)
+
+
+async def drag(widget, dy: float, steps: int = 8) -> float:
+    """A finger sliding up by ``dy`` over the widget, fast enough for Kivy's ScrollView to take it as
+    a scroll (beyond scroll_distance within scroll_timeout), dispatched through the window."""
+    from kivy.tests.common import UnitTestTouch
+
+    x, y = widget.to_window(widget.center_x, widget.y + widget.height * 0.15)
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    for i in range(1, steps + 1):
+        await asyncio.sleep(0.005)
+        touch.touch_move(x, y + dy * i / steps)
+    await asyncio.sleep(0.05)
+    touch.touch_up()
+    return dy
+
+
+def visible_in(item, scroll) -> bool:
+    """Whether the item lies wholly inside the scroll view's window area."""
+    _, bottom = item.to_window(item.x, item.y)
+    _, top = item.to_window(item.x, item.top)
+    _, s_bottom = scroll.to_window(scroll.x, scroll.y)
+    _, s_top = scroll.to_window(scroll.x, scroll.top)
+    return bottom >= s_bottom - 1 and top <= s_top + 1
 
 
 async def frames(app, n=3):
@@ -251,8 +277,29 @@ async def panel_a(app, run, emu):
     await close_drawer(app)
 
     await tap(app.widgets["nav_usage"])
-    await until(lambda: len(app.widgets["usage_chart"].values) > 2, 15)
+    ok = await until(lambda: any(v for v in app.widgets["usage_chart"].values), 15)
+    run.check("usage:today", ok and len(app.widgets["usage_chart"].values) == 48, str(app.widgets["usage_chart"].values))
     await shot(app, run, "usage")
+    # earlier days the store still holds (the emulation starts with two days of history)
+    today = app.usage_day
+    days = []
+    for _ in range(3):  # the third press is at the oldest day: the button is disabled and nothing moves
+        await tap(app.widgets["usage_prev"])
+        await until(lambda: app.usage_day != (days[-1] if days else today), 3)
+        await frames(app, 2)
+        days.append(app.usage_day)
+    oldest = (today - timedelta(days=2)).strftime("%Y/%m/%d")
+    run.check("usage:earlier_days",
+              days == [today - timedelta(days=1), today - timedelta(days=2), today - timedelta(days=2)] and
+              all(v is not None for v in app.widgets["usage_chart"].values) and  # 48 half hours, each measured
+              len(app.widgets["usage_chart"].values) == 48 and oldest in app.widgets["usage_title"].text and
+              app.widgets["usage_prev"].disabled and not app.widgets["usage_next"].disabled,
+              f"today={today} days={days} bars={app.widgets['usage_chart'].values} "
+              f"title={app.widgets['usage_title'].text}")
+    await shot(app, run, "usage_earlier")
+    for _ in range(2):
+        await tap(app.widgets["usage_next"])
+    run.check("usage:back_to_today", await until(lambda: app.usage_day == today, 5), str(app.usage_day))
 
     await tap(app.widgets["lang"])
     await tap(app.widgets["nav_meter"])
@@ -319,8 +366,19 @@ async def panel_b(app, run, emu):
     run.check("panel_b:ok_becomes_original", ok)
     await frames(app, 3)
     await shot(app, run, "panel_b_ok")
-    # many entries scroll: the list is a ScrollView
-    run.check("panel_b:scrolls", app.widgets["b_scroll"].do_scroll_y)
+    # more companies than fit: the list scrolls under a finger
+    for card in ("looop", "hems"):
+        await insert(app, "1", card)
+    ok = await until(lambda: len(app.picker.entries) == 5, 20)
+    await frames(app, 3)
+    scroll, last = app.widgets["b_scroll"], app.widgets["b_item_4"]
+    hidden_before = not visible_in(last, scroll)
+    moved_by = await drag(scroll, dy=scroll.height * 0.8)
+    await frames(app, 5)
+    run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll),
+              f"entries={len(app.picker.entries)} hidden_before={hidden_before} scroll_y={scroll.scroll_y:.2f} "
+              f"dragged={moved_by:.0f}px")
+    await shot(app, run, "panel_b_scrolled")
     # the card leaves the slot: the next start must list the companies from the meter's own store
     await open_drawer(app)
     await tap(app.widgets["emu_remove_1"])
@@ -337,10 +395,11 @@ async def panel_b_restart(app, run, emu):
     store = Store(emu.api.store.path)
     empty = all(s.verified is None for s in app.cards.snapshot().values())
     await tap(app.widgets["nav_panel"])
-    ok = await until(lambda: len(app.picker.entries) == 3 and app.picker.original is not None, 15)
+    ok = await until(lambda: len(app.picker.entries) == 5 and app.picker.original is not None, 15)
     await frames(app, 3)
     names = [(e["code"], e.get("menu")) for e in app.picker.entries]
-    run.check("panel_b_restart:list_restored", ok and empty and {c for c, _ in names} == {"TEPCO-EP", "ENEOS-P"},
+    run.check("panel_b_restart:list_restored",
+              ok and empty and {c for c, _ in names} == {"TEPCO-EP", "ENEOS-P", "LOOOP", "HEMS-LAB"},
               f"{names} slots empty={empty}")
     orig = app.picker.original
     run.check("panel_b_restart:in_force_highlighted",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,7 +20,7 @@ from appliance.domain import Action, Company, Role, SwitchTime  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from appliance.trust import verify_document  # noqa: E402
 from appliance.trust.rejections import Replayed, UntrustedCertificate  # noqa: E402
-from ui.model import CardSlots, CompanyPicker, flow_marks  # noqa: E402
+from ui.model import CardSlots, CompanyPicker, flow_marks, half_hour_usage  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=JST)
 
@@ -150,3 +150,24 @@ def test_fig7_mark_rules():
     assert modes({"power_w": 0.0}, {"closed": False, "reason": "confirmation failed"}) == ("blink", "blink")
     assert modes({"power_w": 0.0}, {"closed": True}) == ("on", "on")
     assert flow_marks(None, None).state == "unknown"
+
+
+def test_half_hour_usage_reads_as_a_clock():
+    """5-second readings land in their half hour; a window ending on a boundary counts for the half hour
+    before; a bad reading marks its slot; half hours with nothing stored stay empty."""
+    day = date(2026, 11, 24)
+    midnight = datetime(2026, 11, 24, tzinfo=JST)
+
+    def row(end, wh, seconds=5):
+        return {"interval_start": (end - timedelta(seconds=seconds)).isoformat(), "interval_end": end.isoformat(),
+                "energy_wh": wh}
+
+    rows = [row(midnight + timedelta(minutes=30), 250.0, seconds=1800),  # 00:00-00:30
+            row(midnight + timedelta(hours=7, seconds=5), 1.5), row(midnight + timedelta(hours=7, seconds=10), 2.5),
+            row(midnight + timedelta(hours=8, minutes=1), None),
+            row(midnight + timedelta(days=1), 100.0, seconds=1800)]  # 23:30-24:00
+    u = half_hour_usage(day, rows)
+    assert len(u.slots) == 48 and u.readings == 5
+    assert u.slots[0] == 0.25 and u.slots[14] == pytest.approx(0.004) and u.slots[47] == 0.1
+    assert u.bad == [16] and u.slots[16] is None
+    assert sum(1 for v in u.slots if v is not None) == 3 and abs(u.total_kwh - 0.354) < 1e-9

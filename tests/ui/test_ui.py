@@ -52,6 +52,10 @@ def test_alerts_link_lost_and_security(panel_a):
     expect(panel_a, "alerts:link_lost_queued", "alerts:security", "alerts:security_in_core")
 
 
+def test_usage_scrolls_to_earlier_days_the_store_holds(panel_a):
+    expect(panel_a, "usage:today", "usage:earlier_days", "usage:back_to_today")
+
+
 def test_language_toggle(panel_a):
     expect(panel_a, "language:english")
 
