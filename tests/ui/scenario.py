@@ -367,9 +367,10 @@ async def panel_b(app, run, emu):
     await frames(app, 3)
     await shot(app, run, "panel_b_ok")
     # more companies than fit: the list scrolls under a finger
-    for card in ("looop", "hems"):
+    for card, code in (("looop", "LOOOP"), ("hems", "HEMS-LAB")):
         await insert(app, "1", card)
-    ok = await until(lambda: len(app.picker.entries) == 5, 20)
+        await until(lambda: (app.cards.snapshot()["1"].company or {}).get("code") == code, 20)
+    ok = await until(lambda: len(app.picker.entries) == 5 and "b_item_4" in app.widgets, 20)
     await frames(app, 3)
     scroll, last = app.widgets["b_scroll"], app.widgets["b_item_4"]
     hidden_before = not visible_in(last, scroll)
