@@ -562,7 +562,8 @@ def build_app_class():
                     b._edge_color = Color(*GREY)
                     b._edge = Line(rectangle=(b.x, b.y, b.width, b.height), width=1)
                 b.bind(pos=lambda w, _p: setattr(w._edge, "rectangle", (w.x, w.y, w.width, w.height)),
-                       size=lambda w, _s: setattr(w._edge, "rectangle", (w.x, w.y, w.width, w.height)))
+                       size=lambda w, _s: setattr(w._edge, "rectangle", (w.x, w.y, w.width, w.height)),
+                       on_release=lambda _b, i=len(self._picker_items): self.picker_point(i))
                 self._picker_items.append(b)
             for i, (hi, text) in enumerate(specs):
                 b = self._picker_items[i]
@@ -581,6 +582,10 @@ def build_app_class():
 
         def picker_select(self):
             self.picker.select()
+            self.refresh_picker()
+
+        def picker_point(self, index: int):
+            self.picker.point(index)
             self.refresh_picker()
 
         def picker_cancel(self):

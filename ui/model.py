@@ -340,8 +340,9 @@ def _company_hint(problem: BaseException) -> str | None:
 
 @dataclass
 class CompanyPicker:
-    """Select moves the highlight C1 -> C2 -> C3 -> C1; Cancel returns it to the original (the one in
-    force); OK returns the highlighted entry, which the caller submits."""
+    """Select moves the highlight C1 -> C2 -> C3 -> C1 (a touch on an entry moves it there at once);
+    Cancel returns it to the original (the one in force); OK returns the highlighted entry, which the
+    caller submits."""
 
     entries: list[dict[str, Any]] = field(default_factory=list)
     original: int | None = None
@@ -362,6 +363,11 @@ class CompanyPicker:
     def select(self) -> None:
         if self.entries:
             self.highlight = 0 if self.highlight is None else (self.highlight + 1) % len(self.entries)
+
+    def point(self, index: int) -> None:
+        """A touch on an entry highlights it, as Select would once it got there; OK still decides."""
+        if 0 <= index < len(self.entries):
+            self.highlight = index
 
     def cancel(self) -> None:
         self.highlight = self.original if self.original is not None else (0 if self.entries else None)

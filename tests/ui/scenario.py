@@ -352,6 +352,15 @@ async def panel_b(app, run, emu):
     run.check("panel_b:cancel_restores", app.picker.highlight == orig and app.widgets[f"b_item_{orig}"].highlighted)
     run.check("panel_b:cancel_no_change", supply_company(store) == "TEPCO-EP" and not store.changes(("pending",)))
 
+    # a touch on an entry highlights it; Cancel still returns to the one in force
+    touched = (orig + 2) % 3
+    await tap(app.widgets[f"b_item_{touched}"])
+    run.check("panel_b:touch_highlights", app.picker.highlight == touched and
+              app.widgets[f"b_item_{touched}"].highlighted and not store.changes(("pending",)),
+              f"touched {touched}, highlight {app.picker.highlight}")
+    await tap(app.widgets["b_cancel"])
+    run.check("panel_b:touch_then_cancel", app.picker.highlight == orig)
+
     target = next(i for i, (c, m) in enumerate(names) if c == "ENEOS-P")
     for _ in range(3):
         if app.picker.highlight == target:
@@ -373,10 +382,11 @@ async def panel_b(app, run, emu):
     ok = await until(lambda: len(app.picker.entries) == 5 and "b_item_4" in app.widgets, 20)
     await frames(app, 3)
     scroll, last = app.widgets["b_scroll"], app.widgets["b_item_4"]
-    hidden_before = not visible_in(last, scroll)
+    hidden_before, highlight = not visible_in(last, scroll), app.picker.highlight
     moved_by = await drag(scroll, dy=scroll.height * 0.8)
     await frames(app, 5)
-    run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll),
+    run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll) and
+              app.picker.highlight == highlight,  # a drag scrolls; it does not pick the entry under the finger
               f"entries={len(app.picker.entries)} hidden_before={hidden_before} scroll_y={scroll.scroll_y:.2f} "
               f"dragged={moved_by:.0f}px")
     await shot(app, run, "panel_b_scrolled")

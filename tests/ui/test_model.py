@@ -136,6 +136,10 @@ def test_picker_select_cancel_ok():
     p.select()
     p.update(entries, in_force)  # a refresh keeps the household's choice
     assert p.chosen()["code"] == "C"
+    p.point(0)
+    assert p.chosen()["code"] == "A"
+    p.point(7)  # not an entry: nothing moves
+    assert p.chosen()["code"] == "A"
 
 
 def test_fig7_mark_rules():

@@ -62,7 +62,8 @@ def test_language_toggle(panel_a):
 
 def test_panel_b_select_ok_cancel(panel_b):
     expect(panel_b, "panel_b:list", "panel_b:original_highlighted", "panel_b:select_moves",
-           "panel_b:cancel_restores", "panel_b:cancel_no_change", "panel_b:ok_switches_core", "panel_b:ok_on_mqtt",
+           "panel_b:cancel_restores", "panel_b:cancel_no_change",
+           "panel_b:touch_highlights", "panel_b:touch_then_cancel", "panel_b:ok_switches_core", "panel_b:ok_on_mqtt",
            "panel_b:ok_becomes_original", "panel_b:scrolls")
 
 
