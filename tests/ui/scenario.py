@@ -443,6 +443,28 @@ SCENARIOS = {"panel_a": (panel_a, "a"), "panel_b": (panel_b, "b"),
              "panel_b_restart": (panel_b_restart, "b"), "sizes": (sizes, "a")}
 
 
+class UiThreadIo:
+    """Every store statement and emulation call the app makes on the UI (main) thread: there must be
+    none, the worker makes them. The scenario's own checks use connections of their own."""
+
+    def __init__(self, emu) -> None:
+        import threading
+
+        self.on_ui: list[str] = []
+        self.elsewhere = 0  # statements on other threads: proof the trace is live
+        self._ui = threading.main_thread()
+        self._current = threading.current_thread
+        emu.api.store.db.set_trace_callback(lambda sql: self._saw(f"store: {sql[:80]}"))
+        call = emu.control._call
+        emu.control._call = lambda action, *args: (self._saw(f"emulation: {action}"), call(action, *args))[1]
+
+    def _saw(self, what: str) -> None:
+        if self._current() is self._ui:
+            self.on_ui.append(what)
+        else:
+            self.elsewhere += 1
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("scenario", choices=sorted(SCENARIOS))
@@ -462,12 +484,15 @@ def main() -> int:
     try:
         slots = emu.card_slots()
         readers = emu.start_card_readers(slots.callbacks())
+        io = UiThreadIo(emu)
         app = build_app_class()(emu.api, slots, UiSettings(panel=panel), emulation=emu.control)
 
         async def drive():
             try:
                 await until(lambda: app.root is not None and app.view is not None and app.frames > 5, 20)
                 await fn(app, run, emu)
+                run.check(f"{args.scenario}:no_io_on_ui_thread", not io.on_ui and io.elsewhere > 0,
+                          f"on the UI thread: {io.on_ui[:5]}; elsewhere: {io.elsewhere}")
             except Exception:
                 run.check("scenario:exception", False, traceback.format_exc())
             finally:

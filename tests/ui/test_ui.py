@@ -72,6 +72,12 @@ def test_panel_b_list_survives_a_restart(panel_b):
            "panel_b_restart:stored_entry_switches")
 
 
+def test_no_io_on_the_ui_thread(panel_a, panel_b):
+    """Every store statement and emulation call the app made ran on its worker, none on the UI thread."""
+    expect(panel_a, "panel_a:no_io_on_ui_thread")
+    expect(panel_b, "panel_b:no_io_on_ui_thread", "panel_b_restart:no_io_on_ui_thread")
+
+
 @pytest.mark.parametrize("size", ["1024x600", "1280x720"])
 def test_other_screen_sizes(xvfb, tmp_path_factory, size):
     results = run_scenarios(xvfb, ["sizes"], tmp_path_factory.mktemp("sizes"), size=size)
