@@ -54,7 +54,8 @@ def start_xvfb(size: tuple[int, int]) -> tuple[subprocess.Popen, str]:
     return proc, f":{number}"
 
 
-KEYS = (("cpu_ms_per_frame", "CPU time per frame (ms)"), ("frame_ms_median", "frame time median (ms)"), ("frame_ms_p95", "frame time p95 (ms)"),
+KEYS = (("cpu_ms_per_frame", "CPU time per frame (ms)"),
+        ("frame_ms_median", "frame time median (ms)"), ("frame_ms_p95", "frame time p95 (ms)"),
         ("touch_ms_median", "touch-to-screen median (ms)"), ("touch_ms_p95", "touch-to-screen p95 (ms)"))
 
 

@@ -70,7 +70,7 @@ async def tap(widget, hold=0.05):
     await asyncio.sleep(0.1)
 
 
-async def drag(widget, dy: float, steps: int = 8) -> float:
+async def drag(widget, dy: float, steps: int = 8) -> None:
     """A finger sliding up by ``dy`` over the widget, fast enough for Kivy's ScrollView to take it as
     a scroll (beyond scroll_distance within scroll_timeout), dispatched through the window."""
     from kivy.tests.common import UnitTestTouch
@@ -83,7 +83,6 @@ async def drag(widget, dy: float, steps: int = 8) -> float:
         touch.touch_move(x, y + dy * i / steps)
     await asyncio.sleep(0.05)
     touch.touch_up()
-    return dy
 
 
 def visible_in(item, scroll) -> bool:
@@ -383,12 +382,13 @@ async def panel_b(app, run, emu):
     await frames(app, 3)
     scroll, last = app.widgets["b_scroll"], app.widgets["b_item_4"]
     hidden_before, highlight = not visible_in(last, scroll), app.picker.highlight
-    moved_by = await drag(scroll, dy=scroll.height * 0.8)
+    dy = scroll.height * 0.8
+    await drag(scroll, dy)
     await frames(app, 5)
     run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll) and
               app.picker.highlight == highlight,  # a drag scrolls; it does not pick the entry under the finger
               f"entries={len(app.picker.entries)} hidden_before={hidden_before} scroll_y={scroll.scroll_y:.2f} "
-              f"dragged={moved_by:.0f}px")
+              f"dragged={dy:.0f}px")
     await shot(app, run, "panel_b_scrolled")
     # the card leaves the slot: the next start must list the companies from the meter's own store
     await open_drawer(app)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from polling import wait_for
+from uikit import kivy_env
 
 from drivers.cards.pcscd import EMULATION_SLOTS
 from smartmeter.attach import EmulationProcess, attach
@@ -41,18 +42,13 @@ registry_key = "registry.pub"
     return etc / "ui.toml"
 
 
-def kiosk_env(display: str, tmp: Path) -> dict[str, str]:
-    return {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
-            "KIVY_HOME": str(tmp / "kivy-home")}
-
-
 def test_kiosk_reads_its_configured_readers_into_the_meter(xvfb, tmp_path):
     with EmulationProcess(tmp_path / "system", interval="1s", nfc=False) as system:
         emu = attach(system.workdir)
         # the installer wired the vpcd readers to the front panel's slots 1-3
         config = kiosk_config(tmp_path, emu.descriptor, {s.reader: s.slot for s in EMULATION_SLOTS if s.slot != "4"})
         kiosk = subprocess.Popen([sys.executable, "-m", "smartmeter.cli", "ui", "--config", str(config),
-                                  "--size", "800x480"], cwd=ROOT, env=kiosk_env(xvfb, tmp_path),
+                                  "--size", "800x480"], cwd=ROOT, env=kivy_env(xvfb, tmp_path),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             api = emu.api  # the meter's store, as a second reader of it
@@ -80,4 +76,3 @@ def test_kiosk_refuses_a_broken_config_by_name(tmp_path):
     assert proc.returncode != 0
     assert "ui.panel" in proc.stderr and "'c'" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
-

@@ -26,10 +26,16 @@ def run_scenarios(display: str, names: list[str], tmp: Path, size: str = "800x48
     return out
 
 
+def kivy_env(display: str, tmp: Path) -> dict[str, str]:
+    """The environment of a Kivy process under the session's Xvfb: no argv parsing, no console log,
+    its own Kivy home."""
+    return {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
+            "KIVY_HOME": str(tmp / "kivy-home")}
+
+
 def _run_one(display: str, name: str, tmp: Path, workdir: Path, size: str, timeout: float) -> dict:
     results = tmp / f"{name}-{size}.json"
-    env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
-           "KIVY_HOME": str(tmp / "kivy-home")}
+    env = kivy_env(display, tmp)
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "ui" / "scenario.py"), name, "--out", str(SCREENSHOTS),
                            "--results", str(results), "--attach", str(workdir), "--size", size],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
