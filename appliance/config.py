@@ -19,6 +19,8 @@ from .errors import ConfigError
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# gpiozero pin factories a config may name (drivers.breaker.relay builds them by this name).
+PIN_FACTORIES: tuple[str, ...] = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -302,8 +304,8 @@ def _parse_breaker(table: dict[str, Any], base: Path) -> BreakerSection:
     if feedback is not None and feedback == pin:
         raise ConfigError("breaker.feedback_pin: must differ from breaker.pin")
     factory = _get(table, "breaker.pin_factory", str)
-    if factory is not None and factory not in ("lgpio", "rpigpio", "pigpio", "native", "mock"):
-        raise ConfigError(f"breaker.pin_factory: {factory!r} is not one of lgpio, rpigpio, pigpio, native, mock")
+    if factory is not None and factory not in PIN_FACTORIES:
+        raise ConfigError(f"breaker.pin_factory: {factory!r} is not one of {', '.join(PIN_FACTORIES)}")
     journal = _get(table, "breaker.journal", str)
 
     def flag(name: str, default: bool) -> bool:

@@ -1,9 +1,39 @@
 """The small interfaces through which drivers plug into the core (the core imports no driver)."""
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from .domain import Sample
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """What the breaker is doing and why, as the core, the CLI and the touch screen see it.
+
+    ``at`` is ISO-8601 (JST) of the last change; ``contact`` is the feedback contact (None without
+    one); ``fitted`` is False on a meter without a relay (the core still decides and shows what it
+    would do); ``contact_fault`` is True while the contact disagrees with the command."""
+
+    closed: bool
+    reason: str = ""
+    at: str | None = None
+    override: bool = False
+    contact: bool | None = None
+    command_id: int | None = None
+    fitted: bool = True
+    contact_fault: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> "BreakerState | None":
+        """From the stored form; None for nothing stored. Unknown keys are ignored (older stores)."""
+        if not isinstance(obj, dict) or "closed" not in obj:
+            return None
+        known = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
+        return cls(**known)
 
 
 class MeteringChip(Protocol):

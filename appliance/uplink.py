@@ -23,7 +23,12 @@ class LinkState:
 
 
 class Uplink(Protocol):
-    """A message link to the cloud. ``publish`` never blocks on the network."""
+    """A message link to the cloud. ``publish`` never blocks on the network.
+
+    ``on_command`` is called (on the link's thread) with each command payload received for this
+    meter; the composition root points it at :meth:`appliance.service.MeterService.submit_command`."""
+
+    on_command: Callable[[bytes], None] | None
 
     def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
         """Queue a QoS 1 publish; ``on_ack`` runs (on any thread) when the broker acknowledges it.
