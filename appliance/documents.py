@@ -24,8 +24,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .api import MeterAPI
+from .clock import Clock
 from .errors import ChangeRejected
-from .trust import to_change, verify_command, verify_document
+from .store import Store
+from .trust import VerifiedDocument, to_change, verify_command, verify_document
 from .trust.commands import CONTRACT_CHANGE
 from .trust.cose import decode_sign1, loads_strict
 
@@ -34,11 +36,36 @@ log = logging.getLogger(__name__)
 REJECTED_JA = "契約データを受け付けられません"
 
 
+class CardCheck:
+    """The core's one check of a contract card's signed document, for this meter, now.
+
+    Calling it runs every check, replay included (a serial at or below the company's last one is
+    refused). :meth:`stored` checks the meter's own stored copy (the Fig. 9(b) list): every check
+    but replay, since its serial may since have been used. Both raise ``DocumentRejected``."""
+
+    def __init__(self, root_public_key: Ed25519PublicKey | bytes, meter_id: str, clock: Clock, store: Store) -> None:
+        self.root = root_public_key
+        self.meter_id = meter_id
+        self.clock = clock
+        self.store = store
+
+    def __call__(self, raw: bytes) -> VerifiedDocument:
+        return self._verify(raw, replay_check=True)
+
+    def stored(self, raw: bytes) -> VerifiedDocument:
+        return self._verify(raw, replay_check=False)
+
+    def _verify(self, raw: bytes, *, replay_check: bool) -> VerifiedDocument:
+        return verify_document(raw, root_public_key=self.root, meter_id=self.meter_id, now=self.clock.now(),
+                               last_serial=self.store.last_serial if replay_check else None)
+
+
 class DocumentIntake:
     def __init__(self, api: MeterAPI, root_public_key: Ed25519PublicKey | bytes) -> None:
         self.api = api
         self.store = api.store
         self.root = root_public_key
+        self.check = CardCheck(root_public_key, api.meter_id, api.clock, api.store)
         self._lock = threading.Lock()
 
     # -- cards ------------------------------------------------------------------------------
@@ -46,10 +73,8 @@ class DocumentIntake:
         """Verify and store one signed document; returns the change id or raises ChangeRejected
         (after logging it and raising the alert)."""
         with self._lock:
-            now = self.api.clock.now()
             try:
-                verified = verify_document(raw, root_public_key=self.root, meter_id=self.api.meter_id, now=now,
-                                           last_serial=self.store.last_serial)
+                verified = self.check(raw)
                 change_id = self.api.submit_change(to_change(verified, source))
             except ChangeRejected as exc:
                 self._rejected(exc, source, raw)

@@ -13,100 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
 from appliance.api import MeterAPI
 from appliance.clock import Clock, ScaledClock, SystemClock
+from appliance.documents import CardCheck
 from appliance.store import Store
+from devkit.process import ChildFailed, ChildProcess
 
+from .control import EmulationControl, EmulationError
 from .emulation import DESCRIPTOR
 
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class EmulationError(RuntimeError):
-    pass
-
-
-class EmulationControl:
-    """The emulation drawer's actions, carried out by the emulation process. Thread-safe; each call
-    blocks until done (call it off the UI thread) and raises :class:`EmulationError` on refusal."""
-
-    def __init__(self, path: str, key: bytes) -> None:
-        self._conn = Client(path, family="AF_UNIX", authkey=key)
-        self._lock = threading.Lock()
-        self._state: dict[str, Any] = {}
-        self._call("state")
-
-    def _call(self, action: str, *args: Any) -> dict[str, Any]:
-        with self._lock:
-            self._conn.send((action, args))
-            status, value = self._conn.recv()
-        if status != "ok":
-            raise EmulationError(value)
-        self._state = value
-        return value
-
-    # what the drawer shows
-    @property
-    def supply_on(self) -> bool:
-        return self._state["supply_on"]
-
-    @property
-    def broker_up(self) -> bool:
-        return self._state["broker_up"]
-
-    @property
-    def slots(self) -> list[str]:
-        return self._state["slots"]
-
-    @property
-    def cards(self) -> list[str]:
-        return self._state["cards"]
-
-    def answer_of(self, card: str) -> str:
-        """How the company issuing ``card`` answers confirmations now."""
-        return self._state["answers"][self._state["card_companies"][card]]
-
-    # what the drawer does
-    def insert_card(self, slot: str, card: str) -> None:
-        self._call("insert_card", slot, card)
-
-    def remove_card(self, slot: str) -> None:
-        self._call("remove_card", slot)
-
-    def set_load(self, watts: float | None) -> None:
-        self._call("set_load", watts)
-
-    def set_solar_export(self, watts: float) -> None:
-        self._call("set_solar_export", watts)
-
-    def set_supply(self, on: bool) -> None:
-        self._call("set_supply", on)
-
-    def set_broker(self, up: bool) -> None:
-        self._call("set_broker", up)
-
-    def set_breaker(self, open_: bool) -> None:
-        self._call("set_breaker", open_)
-
-    def set_answer(self, card: str, mode: str) -> None:
-        """Make the server of the company issuing ``card`` answer confirmations truthfully (``records``)
-        or with a spoofed record (``wrong``)."""
-        self._call("set_answer", self._state["card_companies"][card], mode)
-
-    def close(self) -> None:
-        self._conn.close()
 
 
 @dataclass
@@ -126,28 +51,26 @@ class Attached:
     def workdir(self) -> Path:
         return Path(self.descriptor["workdir"])
 
-    def verify(self, raw: bytes, *, stored: bool = False):
-        """The core's check of a card document; ``stored``: the meter's own copy (no replay check)."""
-        from appliance.trust import verify_document
-
-        return verify_document(raw, root_public_key=bytes.fromhex(self.descriptor["registry_public_key"]),
-                               meter_id=self.meter_id, now=self.clock.now(),
-                               last_serial=None if stored else self.api.store.last_serial)
+    @property
+    def check(self) -> CardCheck:
+        """The core's check of this meter's contract cards."""
+        return CardCheck(bytes.fromhex(self.descriptor["registry_public_key"]), self.meter_id, self.clock,
+                         self.api.store)
 
     def card_slots(self, names=None):
         """The household's card slots over this meter: cards verified by the core, the stored
         catalogue checked as the meter's own copy (no replay check when it is read back)."""
         from ui.model import CardSlots
 
-        return CardSlots(tuple(names or self.control.slots), self.verify, self.clock.now,
-                         verify_stored=lambda raw: self.verify(raw, stored=True))
+        check = self.check
+        return CardSlots(tuple(names or self.control.slots), check, self.clock.now, verify_stored=check.stored)
 
     def start_card_readers(self, callbacks) -> list:
         """The card readers of the emulated slots: PC/SC (pcscd with vpcd) and NFC (nfcpy udp)."""
         from drivers.cards.nfc import NfcSlot
         from drivers.cards.pcsc import PcscSlots
-        from drivers.cards.pcscd import reader_slot_names
         from drivers.cards.sim import SIM_SLOTS
+        from drivers.cards.vpcd import reader_slot_names
 
         readers = [PcscSlots(callbacks, reader_slot_names(), only_named=True, wait_ms=200).start()]
         if "4" in self.control.slots:
@@ -199,38 +122,32 @@ class EmulationProcess:
         self.args = ["--workdir", str(workdir), "--interval", interval, "--speed", str(speed)]
         self.args += [] if nfc else ["--no-nfc"]
         self.args += [] if load is None else ["--load", str(load)]
-        self.proc: subprocess.Popen | None = None
+        self.child: ChildProcess | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "emulation.log"
 
     def start(self, timeout: float = 60.0) -> "EmulationProcess":
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / DESCRIPTOR).unlink(missing_ok=True)
-        self.log_path = self.workdir / "emulation.log"
-        with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "smartmeter.emulation", *self.args], cwd=ROOT,
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-        deadline = time.monotonic() + timeout
-        while not (self.workdir / DESCRIPTOR).exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise EmulationError(f"the emulated system did not start; {self.log_path}:\n{tail}")
-            time.sleep(0.1)
+        self.child = ChildProcess([sys.executable, "-m", "smartmeter.emulation", *self.args], self.log_path, cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            self.child.start((self.workdir / DESCRIPTOR).exists, timeout=timeout, what="the emulated system")
+        except ChildFailed as exc:
+            self.child = None
+            raise EmulationError(f"the emulated system did not start; {exc}") from None
         return self
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
+        return self.child.pid if self.child else None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        if self.child is not None:
+            self.child.stop(grace=20)
+        self.child = None
 
     def __enter__(self) -> "EmulationProcess":
         return self.start()

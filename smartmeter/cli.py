@@ -32,10 +32,10 @@ AREAS: tuple[str, ...] = (
     "drivers.modbus.cli",
     "drivers.cards.cli",
     "appliance.cli",
-    "smartmeter.wiring",
+    "smartmeter.service",
     "cloud.cli",
     "cloud.outage.cli",
-    "ui.cli",
+    "smartmeter.kiosk",
     "smartmeter.demo",
     "smartmeter.bench",
 )

@@ -26,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import secrets
 import signal
 import sys
 import tempfile
@@ -34,23 +33,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from multiprocessing.connection import Listener
 from pathlib import Path
 from typing import Any, Callable
 
-from appliance.api import MeterAPI
 from appliance.clock import JST, ScaledClock, SystemClock, iso
-from appliance.confirmation import ConfirmationSettings
-from appliance.datatypes import DataType, parse_data_types
-from appliance.domain import Action, Company, Contract, Reading, Role, SwitchTime
-from appliance.mqtt import MqttUplink
-from appliance.service import MeterService, ServiceSettings
+from appliance.config import parse_config
+from appliance.datatypes import DataType
+from appliance.domain import Action, Company, Reading, Role, SwitchTime
 from appliance.store import Store
 from appliance.trust import issue_certificate, issue_document, keys
 from appliance.trust.document import ContractDocument
 from cloud.company_server import ANSWER_MODES, CompanyServer
 
-from .mosquitto import LocalMosquitto
+from .assembly import build_meter
+from .control import ControlServer
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +90,6 @@ EXAMPLE_CARDS: tuple[ExampleCard, ...] = (
     ExampleCard("rogue", "ENEOS-P", foreign=True),
 )
 
-# The drawer's actions, callable over the control socket (nothing else is).
-ACTIONS = ("insert_card", "remove_card", "set_load", "set_solar_export", "set_supply", "set_broker",
-           "set_breaker", "set_answer", "state")
-
-
 @dataclass
 class EmulatedSystem:
     workdir: Path
@@ -118,9 +109,8 @@ class EmulatedSystem:
 
     # -- start / stop ----------------------------------------------------------------------------
     def start_all(self) -> "EmulatedSystem":
-        from drivers.breaker.relay import RelayBreaker, make_pin_factory
-        from drivers.modbus.bridge import ModbusEndpoint, quiet_pymodbus
-        from drivers.modbus.chip import ModbusMeteringChip
+        from devkit.mosquitto import LocalMosquitto
+        from drivers.modbus.bridge import quiet_pymodbus
         from drivers.modbus.emulator import ChipEmulator
         from drivers.modbus.profiles import get_profile
 
@@ -132,11 +122,8 @@ class EmulatedSystem:
         self.supply_on, self.broker_up = True, True
         self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="emu-broker-"))).start()
         self.emulator = ChipEmulator(get_profile(self.profile), self.clock)
-        port = self.emulator.start_tcp()
-        self.chip = ModbusMeteringChip(get_profile(self.profile), ModbusEndpoint.tcp("127.0.0.1", port, timeout=0.5),
-                                       clock=self.clock, retries=1, backoff=0.05)
+        chip_port = self.emulator.start_tcp()
         company_keys = self._issue_cards()
-        commissioned = tuple(self._contract(c) for c in self.companies if c.code in self.commissioned)
         for c in self.companies:
             key, cert = company_keys[c.code]
             self.servers[c.code] = CompanyServer(
@@ -144,23 +131,14 @@ class EmulatedSystem:
                 key=key, certificate=cert, now=self.clock.now,
                 records={self.meter_id: list(c.data_types.split(","))} if c.code in self.commissioned else None,
             ).start()
-        self.store = Store(self.workdir / "meter.sqlite3")
+        self.meter = build_meter(parse_config(self.meter_config(chip_port), base=self.workdir), self.clock)
+        self.store, self.service, self.uplink, self.api = (self.meter.store, self.meter.service, self.meter.uplink,
+                                                           self.meter.api)
+        self.chip, self.relay = self.meter.chip, self.meter.breaker
         self._seed_history()
-        self.relay = RelayBreaker(17, self.workdir / "breaker.json", pin_factory=make_pin_factory("mock"))
-        self.uplink = MqttUplink(self.meter_id, self.broker.host, self.broker.port, self.clock, will_delay=5)
-        settings = ServiceSettings(self.meter_id, self.interval, tick=timedelta(milliseconds=100))
-        # Timeouts are simulated time: scale them so a confirmation gets ~10 real seconds at any speed.
-        confirm = ConfirmationSettings(enabled=self.confirmation, timeout=timedelta(seconds=10 * self.speed),
-                                       retry_max=timedelta(seconds=60 * self.speed),
-                                       recheck_after=timedelta(seconds=60 * self.speed))
-        self.service = MeterService(settings, self.store, self.chip, self.uplink, self.clock,
-                                    root_public_key=self.root_public, confirmation=confirm, breaker=self.relay)
-        self.uplink.on_command = self.service.submit_command
-        self.service.commission(commissioned)
-        self.api = MeterAPI(self.store, self.meter_id, self.interval, self.clock)
-        self.uplink.start()
+        self.meter.start()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self.service.run, args=(self._stop,), name="meter", daemon=True),
+        self._threads = [threading.Thread(target=self.meter.run, args=(self._stop,), name="meter", daemon=True),
                          threading.Thread(target=self._wire_breaker, name="breaker-wiring", daemon=True)]
         for t in self._threads:
             t.start()
@@ -170,6 +148,34 @@ class EmulatedSystem:
             self._start_card_emulation()
         return self
 
+    def meter_config(self, chip_port: int) -> dict[str, Any]:
+        """The emulated meter's config, as an installer would write it (validated like one): the chip
+        emulator on Modbus TCP, the private broker, the relay on gpiozero's mock pin factory."""
+        contracts: dict[str, Any] = {"data": []}
+        for c in self.companies:
+            if c.code not in self.commissioned:
+                continue
+            entry = {"company": c.code, "name": c.name, "data_types": c.data_types.split(","),
+                     "send_interval": (self.interval * c.send_every).total_seconds()}
+            if c.menu:
+                entry["menu"] = c.menu
+            if c.role is Role.SUPPLY:
+                contracts["supply"] = entry
+            else:
+                contracts["data"].append(entry)
+        # Timeouts are simulated time: scale them so a confirmation gets ~10 real seconds at any speed.
+        return {
+            "meter": {"id": self.meter_id, "measurement_interval": self.interval.total_seconds(),
+                      "store": "meter.sqlite3", "tick": "100ms"},
+            "chip": {"profile": self.profile, "tcp": f"127.0.0.1:{chip_port}", "timeout": 0.5},
+            "mqtt": {"host": self.broker.host, "port": self.broker.port, "will_delay": 5},
+            "trust": {"registry_public_key": "registry.pub"},
+            "confirmation": {"enabled": self.confirmation, "timeout": 10 * self.speed,
+                             "retry_max": 60 * self.speed, "recheck_after": 60 * self.speed},
+            "breaker": {"pin": 17, "pin_factory": "mock", "journal": "breaker.json"},
+            "contracts": contracts,
+        }
+
     def stop_all(self) -> None:
         self._stop.set()
         for t in self._threads:
@@ -178,12 +184,10 @@ class EmulatedSystem:
             obj = getattr(self, part, None)
             if obj is not None:
                 _quietly(obj.close if part == "sim" else obj.stop)
-        _quietly(self.uplink.stop)
+        _quietly(self.meter.close)
         for s in self.servers.values():
             _quietly(s.stop)
         _quietly(self.emulator.stop)
-        _quietly(self.chip.close)
-        _quietly(self.relay.shutdown)
         _quietly(self.broker.stop)
 
     def _seed_history(self) -> None:
@@ -204,11 +208,11 @@ class EmulatedSystem:
                     energy_wh=round(max(net, 0.0) / 2, 1), export_wh=round(max(-net, 0.0) / 2, 1)))
 
     def _start_card_emulation(self) -> None:
-        from drivers.cards.pcscd import Pcscd, list_readers
+        from devkit.pcscd import Pcscd, offered_readers
         from drivers.cards.sim import SIM_SLOTS, CardSimulator
 
         self.pcscd = None
-        if list_readers() is None:
+        if offered_readers() is None:
             self.pcscd = Pcscd(Path(tempfile.mkdtemp(prefix="emu-pcscd-"))).start()
         self.sim = CardSimulator({k: v for k, v in SIM_SLOTS.items() if self.nfc or v.kind == "pcsc"})
 
@@ -290,10 +294,6 @@ class EmulatedSystem:
                 "workdir": str(self.workdir)}
 
     # -- contracts and cards ----------------------------------------------------------------------
-    def _contract(self, c: EmulatedCompany) -> Contract:
-        return Contract(c.role, Company(c.code, c.name), parse_data_types(c.data_types), self.interval * c.send_every,
-                        c.menu)
-
     def _issue_cards(self) -> dict[str, tuple[Any, bytes]]:
         """A registry, a certified key per company, and the example cards. Returns code -> (key, cert)."""
         now = self.clock.now()
@@ -320,60 +320,6 @@ class EmulatedSystem:
             self.cards[card.name] = issue_document(doc, company_key=key, certificate=cert)
             (self.workdir / f"card-{card.name}.cose").write_bytes(self.cards[card.name])
         return {code: kc for (code, foreign), kc in company_keys.items() if not foreign}
-
-
-# -- the control socket -----------------------------------------------------------------------------
-
-class ControlServer:
-    """The drawer's actions for another process: ``(action, args)`` in, ``("ok", result)`` or
-    ``("error", message)`` out, over an owner-only Unix socket with a shared secret."""
-
-    def __init__(self, system: EmulatedSystem) -> None:
-        self.system = system
-        self.path = system.workdir / "control.sock"
-        self.path.unlink(missing_ok=True)
-        key = secrets.token_bytes(32)
-        key_file = system.workdir / "control.key"
-        key_file.write_bytes(b"")
-        key_file.chmod(0o600)
-        key_file.write_bytes(key)
-        old = os.umask(0o077)
-        try:
-            self.listener = Listener(str(self.path), family="AF_UNIX", authkey=key)
-        finally:
-            os.umask(old)
-        threading.Thread(target=self._accept, name="emulation-control", daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn = self.listener.accept()
-            except OSError:
-                return  # closed
-            except Exception as exc:  # a client with the wrong key
-                log.warning("emulation control: refused a client: %s", exc)
-                continue
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn) -> None:
-        with conn:
-            while True:
-                try:
-                    action, args = conn.recv()
-                except (EOFError, OSError):
-                    return
-                try:
-                    if action not in ACTIONS:
-                        raise ValueError(f"unknown action {action!r}")
-                    result = getattr(self.system, action)(*args)
-                    conn.send(("ok", result if action == "state" else self.system.state()))
-                except Exception as exc:  # told to the drawer; the emulation goes on
-                    log.warning("emulation control: %s%r failed: %s", action, tuple(args), exc)
-                    conn.send(("error", f"{type(exc).__name__}: {exc}"))
-
-    def close(self) -> None:
-        self.listener.close()
-        self.path.unlink(missing_ok=True)
 
 
 def publish(system: EmulatedSystem) -> ControlServer:

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from appliance.clock import JST, ManualClock
-from smartmeter.mosquitto import LocalMosquitto
+from devkit.mosquitto import LocalMosquitto
 
 
 @pytest.fixture
@@ -48,3 +48,29 @@ def pty_pair(tmp_path) -> Iterator[tuple[str, str]]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory):
+    """A real pcscd offering the three vpcd slots: the running one if it has them, else one started here."""
+    from devkit.pcscd import Pcscd, missing_prerequisites, offered_readers
+    from drivers.cards.vpcd import EMULATION_SLOTS
+
+    missing = missing_prerequisites()
+    if missing:
+        pytest.fail("PC/SC emulation is not installed: " + "; ".join(missing), pytrace=False)
+    wanted = {s.reader for s in EMULATION_SLOTS}
+    present = offered_readers()
+    if present is not None:
+        if not wanted <= set(present):
+            pytest.fail(f"a pcscd is already running without the emulation slots {sorted(wanted - set(present))}; "
+                        "stop it, or start it as `smartmeter sim card serve` does (devkit/pcscd.py)", pytrace=False)
+        yield None
+        return
+    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
+    try:
+        daemon.start()
+    except RuntimeError as exc:
+        pytest.fail(f"could not start pcscd: {exc}", pytrace=False)
+    yield daemon
+    daemon.stop()

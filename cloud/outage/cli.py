@@ -2,7 +2,6 @@
 
   smartmeter cloud collector | manager | notifier | registrations import | outages
   smartmeter sim fleet
-  smartmeter bench cloud
 """
 from __future__ import annotations
 
@@ -220,16 +219,10 @@ def cmd_fleet(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from .bench import main
-
-    return main(args)
-
-
 def register(groups) -> None:
     from .scenarios import SCENARIOS
 
-    cloud, sim, bench = groups["cloud"], groups["sim"], groups["bench"]
+    cloud, sim = groups["cloud"], groups["sim"]
 
     p = cloud.add_parser("collector", help="outage pipeline: store meters' readings and track silence (device 17)",
                          description="Subscribe to meters/+/interval, concentrators/+/batch and meters/+/status; "
@@ -305,11 +298,3 @@ def register(groups) -> None:
     p.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker host:port")
     p.set_defaults(func=cmd_fleet)
 
-    p = bench.add_parser("cloud", help="outage pipeline: ingest, detection, power-loss-to-e-mail and e-mail rate",
-                         description="Starts its own Mosquitto, SMTP sink and database, and prints figures and ratios.")
-    p.add_argument("--meters", type=int, default=1_000_000, help="fleet for the detection figure (default 1,000,000)")
-    p.add_argument("--ingest", type=int, default=100_000, help="readings for the ingest ratio (default 100,000)")
-    p.add_argument("--area-customers", type=int, default=10_000, help="customers in the e-mailed area outage (default 10,000)")
-    p.add_argument("--emails", type=int, default=2_000, help="e-mails for the e-mail rate ratio (default 2,000)")
-    p.add_argument("--db", default=None, help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
-    p.set_defaults(func=cmd_bench)

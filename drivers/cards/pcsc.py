@@ -122,17 +122,6 @@ def wait_for_card(reader: str, timeout: float) -> None:
         scard.SCardReleaseContext(ctx)
 
 
-def readers() -> list[str]:
-    hresult, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hresult != scard.SCARD_S_SUCCESS:
-        raise CardReadError("pcscd is not running (start it, e.g. `pcscd -f`, or `smartmeter sim card serve`)")
-    try:
-        hresult, names = scard.SCardListReaders(ctx, [])
-        return list(names) if hresult == scard.SCARD_S_SUCCESS else []
-    finally:
-        scard.SCardReleaseContext(ctx)
-
-
 class PcscSlots:
     """Watches every PC/SC reader and reports card documents through :class:`CardCallbacks`.
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from .events import CardReadError
 from .ndef import card_message
-from .pcscd import EMULATION_SLOTS, Pcscd, list_readers, missing_prerequisites
+from .vpcd import EMULATION_SLOTS
 from .virtual_tag import NFC_UDP_PORT
 
 log = logging.getLogger(__name__)
@@ -184,13 +184,16 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
 def serve(path: Path, *, start_pcscd: bool = True) -> None:
     """Run the daemon until ``stop`` or a signal. Starts pcscd (with the three vpcd slots) if none runs."""
+    # The emulator's own pcscd with the virtual readers: a development tool, never on a meter.
+    from devkit.pcscd import Pcscd, missing_prerequisites, offered_readers
+
     missing = missing_prerequisites()
     if missing:
         raise CardReadError("; ".join(missing))
     pcscd = None
-    if start_pcscd and list_readers() is None:
+    if start_pcscd and offered_readers() is None:
         pcscd = Pcscd(Path(tempfile.mkdtemp(prefix="smartmeter-pcscd-"))).start()
-        log.info("started pcscd (pid %s) with slots 1-3", pcscd.process.pid if pcscd.process else "?")
+        log.info("started pcscd (pid %s) with slots 1-3", pcscd.pid)
     if path.exists():
         path.unlink()
     sim = CardSimulator()

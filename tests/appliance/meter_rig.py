@@ -6,20 +6,20 @@ import time
 from datetime import timedelta
 
 import paho.mqtt.client as mqtt
+from polling import wait_for
 
+from appliance.config import parse_config
 from appliance.datatypes import parse_data_types
 from appliance.domain import Action, Company, Contract, ContractChange, Role
 from appliance.intake import accept_change
-from appliance.mqtt import MqttUplink
 from appliance.schedule import parse_switch_text
-from appliance.service import MeterService, ServiceSettings
-from appliance.store import Store
+from appliance.trust import keys
 from cloud.company_server import CompanyServer
 from drivers.modbus.bridge import ModbusEndpoint
 from drivers.modbus.chip import ModbusMeteringChip
 from drivers.modbus.emulator import ChipEmulator
 from drivers.modbus.profiles import get_profile
-from polling import wait_for
+from smartmeter.assembly import build_meter
 
 METER = "MTR-T1"
 HALF_HOUR = timedelta(minutes=30)
@@ -57,6 +57,7 @@ class Rig:
         ``service_options``: extra MeterService keyword arguments (root_public_key, confirmation, breaker),
         or a callable returning them (called at each start, e.g. to build a fresh breaker driver)."""
         self.tmp_path, self.broker, self.clock = tmp_path, broker, clock
+        self.profile, self.rtu = profile, rtu
         self.service_options = service_options or {}
         self.emulator = ChipEmulator(get_profile(profile), clock)
         if rtu:
@@ -75,14 +76,32 @@ class Rig:
         self.start_service()
 
     def start_service(self):
-        self.store = Store(self.store_path)
-        self.uplink = MqttUplink(METER, self.broker.host, self.broker.port, self.clock, will_delay=0)
-        self.uplink.start()
+        """Assemble the meter as every meter is assembled (smartmeter.assembly), from a config written
+        for this rig, around the rig's own chip (no retry sleeps) and, if given, breaker driver."""
         options = self.service_options() if callable(self.service_options) else self.service_options
-        self.service = MeterService(ServiceSettings(METER, HALF_HOUR, retention=timedelta(days=30)), self.store,
-                                    self.chip, self.uplink, self.clock, **options)
-        self.uplink.on_command = self.service.submit_command
+        self.meter = build_meter(parse_config(self.config(options), base=self.tmp_path), self.clock, chip=self.chip,
+                                 breaker=options.get("breaker"), commission=False)
+        self.store, self.uplink, self.service = self.meter.store, self.meter.uplink, self.meter.service
+        self.uplink.start()
         wait_for(lambda: self.uplink.state().connected, what="meter connected")
+
+    def config(self, options):
+        """The rig's meter config; ``options`` may carry the registry's key and confirmation settings."""
+        chip = {"serial": self.rtu[1], "baud": 9600} if self.rtu else {"tcp": f"127.0.0.1:{self.emulator.port}"}
+        raw = {"meter": {"id": METER, "measurement_interval": "30m", "retention": "30d", "store": str(self.store_path)},
+               "chip": {"profile": self.profile, "timeout": 0.5, **chip},
+               "mqtt": {"host": self.broker.host, "port": self.broker.port, "will_delay": 0}}
+        root = options.get("root_public_key")
+        if root is not None:
+            key_file = self.tmp_path / "registry.pub"
+            key_file.write_bytes(root if isinstance(root, bytes) else keys.public_raw(root))
+            raw["trust"] = {"registry_public_key": str(key_file)}
+        c = options.get("confirmation")
+        if c is not None:
+            raw["confirmation"] = {"enabled": c.enabled, "period": c.period.total_seconds(),
+                                   "timeout": c.timeout.total_seconds(), "retry_max": c.retry_max.total_seconds(),
+                                   "recheck_after": c.recheck_after.total_seconds(), "new_building": c.new_building}
+        return raw
 
     def stop_service(self):
         self.uplink.stop()

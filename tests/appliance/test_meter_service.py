@@ -228,7 +228,7 @@ def test_broker_down_for_many_intervals_then_back(rig, broker):
 
 
 def test_credentials_refused_is_reported_and_readings_queue(tmp_path, clock):
-    from smartmeter.mosquitto import LocalMosquitto
+    from devkit.mosquitto import LocalMosquitto
 
     from appliance.mqtt import MqttUplink
 

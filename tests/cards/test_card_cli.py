@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from smartmeter.cli import AREAS
-
 ROOT = Path(__file__).resolve().parents[2]
 SMARTMETER = Path(sys.executable).with_name("smartmeter")
-# Until drivers.cards.cli is in smartmeter's AREAS, the module's own entry point stands in for it.
-BASE = [str(SMARTMETER)] if "drivers.cards.cli" in AREAS else [sys.executable, "-m", "drivers.cards.cli"]
+BASE = [str(SMARTMETER)]
 
 
 def run(*args: str, env: dict[str, str] | None = None, ok: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from cardkit import METER, NOW
 from appliance.trust import verify_document
 from drivers.cards.events import CardReadError
 from drivers.cards.ndef import NotAContractCard, card_message
-from drivers.cards.pcscd import EMULATION_SLOTS, reader_slot_names
+from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 from drivers.cards.virtual_card import VirtualType4Card
 
 pytestmark = pytest.mark.usefixtures("pcscd")

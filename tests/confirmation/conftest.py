@@ -62,23 +62,3 @@ def make_rig(tmp_path, broker, clock, registry):
     yield make
     for r in rigs:
         r.close()
-
-
-@pytest.fixture(scope="session")
-def pcscd(tmp_path_factory: pytest.TempPathFactory):
-    """A real pcscd offering the three vpcd slots (as tests/cards/conftest.py starts it)."""
-    from drivers.cards.pcscd import EMULATION_SLOTS, Pcscd, list_readers, missing_prerequisites
-
-    missing = missing_prerequisites()
-    if missing:
-        pytest.fail("PC/SC emulation is not installed: " + "; ".join(missing), pytrace=False)
-    present = list_readers()
-    if present is not None:
-        if not {s.reader for s in EMULATION_SLOTS} <= set(present):
-            pytest.fail("a pcscd is already running without the emulation slots", pytrace=False)
-        yield None
-        return
-    daemon = Pcscd(tmp_path_factory.mktemp("pcscd"))
-    daemon.start()
-    yield daemon
-    daemon.stop()

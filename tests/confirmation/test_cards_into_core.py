@@ -15,7 +15,7 @@ from appliance.schedule import parse_switch_text
 from appliance.store import Store
 from appliance.trust.document import ContractDocument, issue_document
 from drivers.cards.ndef import card_message
-from drivers.cards.pcscd import EMULATION_SLOTS, reader_slot_names
+from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 from drivers.cards.virtual_card import VirtualType4Card
 
 pytestmark = pytest.mark.usefixtures("pcscd")

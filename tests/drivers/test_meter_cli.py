@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from appliance.clock import JST, ScaledClock
+from devkit.ports import free_port
 from drivers.modbus.bridge import ModbusEndpoint
 from drivers.modbus.chip import ModbusMeteringChip
 from drivers.modbus.profiles import PROFILES
@@ -59,14 +59,8 @@ def test_meter_read_bad_arguments_are_named():
     assert "--fault" in run("sim", "modbus", "--help").stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sim_modbus_serves_in_the_foreground(clock):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [SMARTMETER, "sim", "modbus", "--profile", "sdm120", "--tcp", f"127.0.0.1:{port}",
          "--start", "2026-11-23T12:00+09:00", "--speed", "3600"],

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ui.app import UiSettings, build_app_class, prepare_kivy  # noqa: E402
-from ui.cli import parse_size  # noqa: E402
+from smartmeter.kiosk import parse_size  # noqa: E402
 
 
 class Run:

@@ -14,7 +14,7 @@ from pathlib import Path
 from polling import wait_for
 from uikit import kivy_env
 
-from drivers.cards.pcscd import EMULATION_SLOTS
+from drivers.cards.vpcd import EMULATION_SLOTS
 from smartmeter.attach import EmulationProcess, attach
 
 ROOT = Path(__file__).resolve().parents[2]

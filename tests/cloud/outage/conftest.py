@@ -14,8 +14,8 @@ from polling import wait_for as wait_until
 
 from appliance.clock import JST, ManualClock
 from cloud.outage.storage import open_storage
-from cloud.outage.storage.pgtemp import TempPostgres
-from smartmeter.mosquitto import free_port
+from devkit.postgres import TempPostgres
+from devkit.ports import free_port
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smartmeter.mosquitto import free_port
+from .ports import free_port
 
 
 def find_pg_bin() -> Path:

@@ -1,4 +1,4 @@
-"""Card benchmark (issue 3): card present -> change stored, through the real pcscd path, and
+"""Card benchmark: card present -> change stored, through the real pcscd path, and
 signature checks per second.
 
 * **present -> stored**: from the moment the virtual card connects to vpcd (the card is in the
@@ -34,11 +34,12 @@ def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, ver
     from appliance.trust import keys, verify_document
     from appliance.trust.certificate import issue_certificate
     from appliance.trust.document import ContractDocument, issue_document
+    from devkit.pcscd import Pcscd, offered_readers
     from drivers.cards.events import CardCallbacks
     from drivers.cards.ndef import card_message
     from drivers.cards.pcsc import PcscSlots
-    from drivers.cards.pcscd import EMULATION_SLOTS, Pcscd, list_readers, reader_slot_names
     from drivers.cards.virtual_card import VirtualType4Card
+    from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 
     clock = SystemClock()
     now = clock.now()
@@ -59,7 +60,7 @@ def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, ver
 
     workdir = Path(tempfile.mkdtemp(prefix="smartmeter-cardbench-"))
     daemon = None
-    if list_readers() is None:
+    if offered_readers() is None:
         daemon = Pcscd(workdir / "pcscd")
         daemon.start()
     store = Store(workdir / "meter.sqlite3")
@@ -124,3 +125,8 @@ def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, ver
 
 if __name__ == "__main__":
     run_card_bench()
+
+
+def cmd_bench(args) -> int:
+    run_card_bench(print, reads=args.reads)
+    return 0

@@ -9,15 +9,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .ports import free_port
+from .process import ChildProcess
 
 
 def find_mosquitto() -> str:
@@ -37,7 +33,7 @@ class LocalMosquitto:
     port: int = 0
     users: dict[str, str] = field(default_factory=dict)
     workdir: Path | None = None
-    proc: subprocess.Popen | None = None
+    child: ChildProcess | None = None
 
     @property
     def host(self) -> str:
@@ -74,32 +70,22 @@ class LocalMosquitto:
             conf.append("allow_anonymous true")
         conf_path = self.workdir / "mosquitto.conf"
         conf_path.write_text("\n".join(conf) + "\n")
-        self.log = open(self.workdir / "mosquitto.log", "wb")
-        self.proc = subprocess.Popen([find_mosquitto(), "-c", str(conf_path)], stdout=self.log, stderr=self.log)
-        self._wait_ready()
+        self.child = ChildProcess([find_mosquitto(), "-c", conf_path], self.workdir / "mosquitto.log")
+        self.child.start(self._listening, what=f"mosquitto on port {self.port}")
         return self
 
-    def _wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc and self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"mosquitto did not listen on {self.port}")
+    def _listening(self) -> bool:
+        with socket.create_connection((self.host, self.port), timeout=0.2):
+            return True
+
+    @property
+    def running(self) -> bool:
+        return self.child is not None and self.child.running
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        if self.child is not None:
+            self.child.stop()
+        self.child = None
 
     def restart(self) -> None:
         """Stop and start again on the same port (a broker outage and its end)."""

@@ -1,4 +1,7 @@
-"""``smartmeter ui`` (kiosk or ``--emulate``) and ``smartmeter bench ui``.
+"""``smartmeter ui``: the touch screen's process, on the meter (kiosk) or beside an emulated one.
+
+It assembles what the UI needs -- the core's API over the meter's store, the core's card check,
+the card readers -- and hands them to :mod:`ui.app`, which knows only the core's API.
 
 The UI's own config (``/etc/smartmeter/ui.toml``) is separate from the meter's::
 
@@ -68,7 +71,7 @@ def run_emulation(size, panel: str, language: str, fullscreen: bool = False, att
     in ``attach_to`` (the demo's). The UI reaches it as it reaches a real meter, plus the drawer."""
     import tempfile
 
-    from smartmeter.attach import EmulationProcess, attach
+    from .attach import EmulationProcess, attach
 
     child = None
     if attach_to is None:
@@ -86,7 +89,7 @@ def run_emulation(size, panel: str, language: str, fullscreen: bool = False, att
 
 
 def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False) -> int:
-    from .app import UiSettings, build_app_class, prepare_kivy
+    from ui.app import UiSettings, build_app_class, prepare_kivy
 
     prepare_kivy(size, fullscreen)
     slots = emu.card_slots(("1", "2", "3", "4"))
@@ -101,34 +104,25 @@ def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False)
 
 def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: bool = True) -> int:
     """The UI on the meter itself: the store of the running meter service, the real card readers."""
-    from appliance.api import MeterAPI
     from appliance.clock import SystemClock
     from appliance.config import load_config
-    from appliance.store import Store
-    from appliance.trust import verify_document
     from appliance.trust.keys import load_public
+    from ui.app import UiSettings, build_app_class, prepare_kivy
+    from ui.model import CardSlots
 
-    from .app import UiSettings, build_app_class, prepare_kivy
-    from .model import CardSlots
+    from .assembly import card_check, meter_api
 
     base = cfg.get("_base", Path("."))
     meter_cfg = load_config(base / cfg.get("meter_config", "/etc/smartmeter/meter.toml"))
-    root = load_public(base / cfg.get("registry_key", "/etc/smartmeter/registry.pub"))
     clock = SystemClock()
-    store = Store(meter_cfg.meter.store)
-    api = MeterAPI(store, meter_cfg.meter.id, meter_cfg.meter.measurement_interval, clock)
-
-    def verify(raw: bytes, last_serial=store.last_serial):
-        return verify_document(raw, root_public_key=root, meter_id=meter_cfg.meter.id, now=clock.now(),
-                               last_serial=last_serial)
-
-    def verify_stored(raw: bytes):  # the meter's own stored copy: every check but replay (its serial may be used)
-        return verify(raw, last_serial=None)
-
+    api = meter_api(meter_cfg, clock)
+    # ui.registry_key, if the installer gave one, else the meter's own trust anchor
+    root = load_public(base / cfg["registry_key"]) if cfg.get("registry_key") else None
+    check = card_check(meter_cfg, clock, api.store, root)
     readers: dict[str, str] = dict(cfg.get("readers", {}))
     slot_names = tuple(sorted(set(readers.values()) | ({"4"} if cfg.get("nfc") else set()))) or ("1", "2", "3")
     prepare_kivy(size, fullscreen)
-    slots = CardSlots(slot_names, verify, clock.now, verify_stored=verify_stored)
+    slots = CardSlots(slot_names, check, clock.now, verify_stored=check.stored)
     settings = UiSettings(panel=panel, language=language, slots=slot_names[:3], panel_b_slot=slot_names[0])
     watchers = []
     try:
@@ -143,14 +137,8 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
     finally:
         for w in watchers:
             w.stop()
-        store.close()
+        api.store.close()
     return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
-
-    return run_bench(size=args.size, seconds=args.seconds, rounds=args.rounds)
 
 
 def register(groups) -> None:
@@ -161,13 +149,6 @@ def register(groups) -> None:
     ui.description = description  # "ui" is one command: `smartmeter ui [--emulate] [--config ...]`
     _ui_args(ui)
     ui.set_defaults(func=cmd_ui)
-    b = groups["bench"].add_parser("ui", help="UI frame time and touch latency vs an empty Kivy app; memory",
-                                   description="Runs the emulated UI, an empty Kivy app and a bare window under one "
-                                               "Xvfb and prints CPU and frame time, touch-to-screen latency (ratios) and RSS.")
-    b.add_argument("--size", type=parse_size, default=(800, 480))
-    b.add_argument("--seconds", type=float, default=6.0, help="measuring time per app and round")
-    b.add_argument("--rounds", type=int, default=3, help="rounds of the three apps, in rotating order (default 3)")
-    b.set_defaults(func=cmd_bench)
 
 
 def _ui_args(p: argparse.ArgumentParser) -> None:

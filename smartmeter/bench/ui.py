@@ -113,9 +113,9 @@ def _run_child(kind: str, display: str, tmp: Path, workdir: Path, size, seconds:
     out = tmp / f"{kind}.json"
     env = {**os.environ, "DISPLAY": display, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1",
            "KIVY_HOME": str(tmp / "kivy")}
-    subprocess.run([sys.executable, "-m", "ui.bench", "child", kind, "--out", str(out), "--seconds", str(seconds),
+    subprocess.run([sys.executable, "-m", "smartmeter.bench.ui", "child", kind, "--out", str(out), "--seconds", str(seconds),
                     "--size", f"{size[0]}x{size[1]}", "--workdir", str(workdir)],
-                   env=env, cwd=Path(__file__).resolve().parents[1], check=True, timeout=seconds * 4 + 120)
+                   env=env, cwd=Path(__file__).resolve().parents[2], check=True, timeout=seconds * 4 + 120)
     return json.loads(out.read_text())
 
 
@@ -127,7 +127,7 @@ def _rss_mib(pid: int | str = "self") -> float:
 
 
 def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: Path) -> None:
-    from .app import UiSettings, build_app_class, prepare_kivy
+    from ui.app import UiSettings, build_app_class, prepare_kivy
 
     prepare_kivy(size)
     from kivy.config import Config
@@ -136,9 +136,9 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.window import Window
+    from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.button import Button
     from kivy.uix.label import Label
-    from kivy.uix.boxlayout import BoxLayout
 
     emu, readers = None, []
     if kind == "ui":
@@ -246,7 +246,7 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ui.bench")
+    p = argparse.ArgumentParser(prog="python -m smartmeter.bench.ui")
     p.add_argument("mode", choices=["child", "run"])
     p.add_argument("kind", nargs="?", choices=["empty", "bare", "ui"])
     p.add_argument("--out", type=Path)
@@ -263,3 +263,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_bench(args) -> int:
+    return run_bench(size=args.size, seconds=args.seconds, rounds=args.rounds)

@@ -23,16 +23,16 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 
 from appliance.clock import JST, SystemClock, iso
-from smartmeter.mosquitto import LocalMosquitto, free_port
-
-from .collector import Collector, Timing
-from .manager import ManagerConfig, OutageManager
-from .model import Event, Reading
-from .mqtt import connect, disconnect, make_client, start_subscriber
-from .notifier import Notifier, NotifierConfig
-from .storage import Storage, open_storage
-from .storage.pgtemp import TempPostgres
-from .topology import FleetSpec, meter_id, registrations
+from cloud.outage.collector import Collector, Timing
+from cloud.outage.manager import ManagerConfig, OutageManager
+from cloud.outage.model import Event, Reading
+from cloud.outage.mqtt import connect, disconnect, make_client, start_subscriber
+from cloud.outage.notifier import Notifier, NotifierConfig
+from cloud.outage.storage import Storage, open_storage
+from cloud.outage.topology import FleetSpec, meter_id, registrations
+from devkit.mosquitto import LocalMosquitto
+from devkit.ports import free_port
+from devkit.postgres import TempPostgres
 
 DRAIN_EVERY = 20_000
 TEPCO_RATE = 28_400_000 / 1800  # readings/s: 28.4M meters, one read per 30 minutes

@@ -23,53 +23,26 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from appliance.clock import JST, ManualClock, SystemClock
-from appliance.datatypes import parse_data_types
-from appliance.domain import Company, Contract, Role
-from appliance.mqtt import MqttUplink
-from appliance.service import MeterService, ServiceSettings
-from appliance.store import Store
+from appliance.config import parse_config
+from devkit.mosquitto import LocalMosquitto
 from drivers.modbus.bridge import ModbusEndpoint, quiet_pymodbus
 from drivers.modbus.chip import ModbusMeteringChip
 from drivers.modbus.emulator import ChipEmulator
 from drivers.modbus.profiles import get_profile
 
-from .mosquitto import LocalMosquitto
+from ..assembly import Meter, build_meter
 
-COMPANIES = (("A", Role.SUPPLY, "time,power,energy,totals"), ("D1", Role.DATA, "time,energy"),
-             ("D2", Role.DATA, "power,voltage,current"))
-
-
-def register(groups) -> None:
-    p = groups["bench"].add_parser("appliance", help="meter service: Modbus, memory, outbox drain, latency",
-                                   description=__doc__.split("\n\n")[0])
-    p.add_argument("--readings", type=int, default=10_000, help="queued readings for the drain figure")
-    p.add_argument("--samples", type=int, default=200, help="samples for transactions and latency")
-    p.add_argument("--sim-seconds", type=int, default=3600, help="simulated seconds for the memory figure")
-    p.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
-    p.set_defaults(func=cmd_bench)
-    cards = groups["bench"].add_parser(
-        "cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
-        description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a ratio "
-                    "to the bare APDU exchange of the same read; and document verifications per second.")
-    cards.add_argument("--reads", type=int, default=30, help="card insertions to time (default 30)")
-    cards.set_defaults(func=cmd_bench_cards)
-    child = groups["bench"].add_parser("appliance-memory-child", help=argparse.SUPPRESS)
-    child.add_argument("--broker", required=True)
-    child.add_argument("--chip-port", type=int, required=True)
-    child.add_argument("--sim-seconds", type=int, required=True)
-    child.add_argument("--db", required=True)
-    child.set_defaults(func=cmd_memory_child)
+CONTRACTS = {"supply": {"company": "A", "data_types": ["time", "power", "energy", "totals"]},
+             "data": [{"company": "D1", "data_types": ["time", "energy"]},
+                      {"company": "D2", "data_types": ["power", "voltage", "current"]}]}
 
 
-def cmd_bench_cards(args: argparse.Namespace) -> int:
-    from .bench_cards import run_card_bench
-
-    run_card_bench(print, reads=args.reads)
-    return 0
-
-
-def _contracts(interval: timedelta) -> tuple[Contract, ...]:
-    return tuple(Contract(role, Company(code, code), parse_data_types(types), interval) for code, role, types in COMPANIES)
+def _meter(meter_id: str, db: str, broker: tuple[str, int], chip_port: int, clock, retention: str = "7d") -> Meter:
+    """The benchmarked meter, assembled from a config like any other: 1 s windows, three companies."""
+    cfg = parse_config({"meter": {"id": meter_id, "measurement_interval": "1s", "retention": retention, "store": db},
+                        "chip": {"profile": "sdm120", "tcp": f"127.0.0.1:{chip_port}"},
+                        "mqtt": {"host": broker[0], "port": broker[1]}, "contracts": CONTRACTS})
+    return build_meter(cfg, clock)
 
 
 def _chip(port: int, clock) -> ModbusMeteringChip:
@@ -130,11 +103,9 @@ def cmd_memory_child(args: argparse.Namespace) -> int:
     host, _, bport = args.broker.rpartition(":")
     clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
     interval = timedelta(seconds=1)
-    uplink = MqttUplink("BENCH-MEM", host, int(bport), clock)
-    service = MeterService(ServiceSettings("BENCH-MEM", interval, retention=timedelta(days=1)),
-                           Store(args.db), _chip(args.chip_port, clock), uplink, clock)
-    service.commission(_contracts(interval))
-    uplink.start()
+    meter = _meter("BENCH-MEM", args.db, (host, int(bport)), args.chip_port, clock, retention="1d")
+    service, uplink = meter.service, meter.uplink
+    meter.start()
     t0 = time.perf_counter()
     while not uplink.state().connected and time.perf_counter() - t0 < 10:
         time.sleep(0.05)
@@ -156,10 +127,8 @@ def bench_drain(broker: LocalMosquitto, port: int, readings: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
         interval = timedelta(seconds=1)
-        uplink = MqttUplink("BENCH-DRAIN", broker.host, broker.port, clock)
-        service = MeterService(ServiceSettings("BENCH-DRAIN", interval, retention=timedelta(days=30)),
-                               Store(f"{d}/meter.sqlite3"), _chip(port, clock), uplink, clock)
-        service.commission(_contracts(interval))
+        meter = _meter("BENCH-DRAIN", f"{d}/meter.sqlite3", (broker.host, broker.port), port, clock, retention="30d")
+        service, uplink = meter.service, meter.uplink
         for _ in range(readings + 1):  # broker not connected: everything queues in the outbox
             service.step()
             clock.advance(interval)
@@ -172,7 +141,7 @@ def bench_drain(broker: LocalMosquitto, port: int, readings: int) -> dict:
             service.pump.pump(clock.now())
             time.sleep(0.001)
         ours = time.perf_counter() - t0
-        uplink.stop()
+        meter.close()
     bare = _bare_publisher(broker, queued)
     ratio = bare / ours
     print(f"  Outbox drain: {readings} readings for 3 companies = {queued} messages in {ours:.2f} s: "
@@ -227,11 +196,9 @@ def bench_latency(broker: LocalMosquitto, port: int, samples: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
         interval = timedelta(seconds=1)
-        uplink = MqttUplink("BENCH-LAT", broker.host, broker.port, clock)
-        service = MeterService(ServiceSettings("BENCH-LAT", interval), Store(f"{d}/meter.sqlite3"), _chip(port, clock),
-                               uplink, clock)
-        service.commission(_contracts(interval))
-        uplink.start()
+        meter = _meter("BENCH-LAT", f"{d}/meter.sqlite3", (broker.host, broker.port), port, clock)
+        service, uplink = meter.service, meter.uplink
+        meter.start()
         while not uplink.state().connected:
             time.sleep(0.01)
         service.step()  # the first sample only sets the registers' base
@@ -245,7 +212,7 @@ def bench_latency(broker: LocalMosquitto, port: int, samples: int) -> dict:
                 got.wait(0.001)
                 service.step()  # the pump records acks and publishes the rest
             ours.append(arrivals.get(reading.seq, float("nan")) - t0)
-        uplink.stop()
+        meter.close()
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
     pub.connect(broker.host, broker.port)
     pub.loop_start()

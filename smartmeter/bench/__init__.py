@@ -1,0 +1,58 @@
+"""``smartmeter bench appliance|cards|ui|cloud``: benchmarks that print figures and ratios, each
+against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
+the recorded runs. Each benchmark module is imported only when its command runs."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(groups) -> None:
+    bench = groups["bench"]
+    p = bench.add_parser("appliance", help="meter service: Modbus, memory, outbox drain, latency",
+                         description="Modbus transactions per sample, resident memory, outbox drain and "
+                                     "sample-to-company latency of the meter service, each with a bare baseline.")
+    p.add_argument("--readings", type=int, default=10_000, help="queued readings for the drain figure")
+    p.add_argument("--samples", type=int, default=200, help="samples for transactions and latency")
+    p.add_argument("--sim-seconds", type=int, default=3600, help="simulated seconds for the memory figure")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
+    p.set_defaults(func=lambda args: _run("appliance", "cmd_bench", args))
+    child = bench.add_parser("appliance-memory-child", help=argparse.SUPPRESS)
+    child.add_argument("--broker", required=True)
+    child.add_argument("--chip-port", type=int, required=True)
+    child.add_argument("--sim-seconds", type=int, required=True)
+    child.add_argument("--db", required=True)
+    child.set_defaults(func=lambda args: _run("appliance", "cmd_memory_child", args))
+
+    p = bench.add_parser("cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
+                         description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a "
+                                     "ratio to the bare APDU exchange of the same read; and document verifications "
+                                     "per second.")
+    p.add_argument("--reads", type=int, default=30, help="card insertions to time (default 30)")
+    p.set_defaults(func=lambda args: _run("cards", "cmd_bench", args))
+
+    p = bench.add_parser("ui", help="UI frame time and touch latency vs an empty Kivy app; memory",
+                         description="Runs the emulated UI, an empty Kivy app and a bare window under one Xvfb and "
+                                     "prints CPU and frame time, touch-to-screen latency (ratios) and RSS.")
+    from smartmeter.kiosk import parse_size
+
+    p.add_argument("--size", type=parse_size, default=(800, 480))
+    p.add_argument("--seconds", type=float, default=6.0, help="measuring time per app and round")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of the three apps, in rotating order (default 3)")
+    p.set_defaults(func=lambda args: _run("ui", "cmd_bench", args))
+
+    p = bench.add_parser("cloud", help="outage pipeline: ingest, detection, power-loss-to-e-mail and e-mail rate",
+                         description="Starts its own Mosquitto, SMTP sink and database, and prints figures and ratios.")
+    p.add_argument("--meters", type=int, default=1_000_000, help="fleet for the detection figure (default 1,000,000)")
+    p.add_argument("--ingest", type=int, default=100_000, help="readings for the ingest ratio (default 100,000)")
+    p.add_argument("--area-customers", type=int, default=10_000,
+                   help="customers in the e-mailed area outage (default 10,000)")
+    p.add_argument("--emails", type=int, default=2_000, help="e-mails for the e-mail rate ratio (default 2,000)")
+    p.add_argument("--db", default=None,
+                   help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
+    p.set_defaults(func=lambda args: _run("cloud", "main", args))
+
+
+def _run(module: str, function: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    return int(getattr(importlib.import_module(f"smartmeter.bench.{module}"), function)(args) or 0)
