@@ -161,7 +161,7 @@ def start_card_slots(cfg: MeterConfig, clock: Clock) -> list[Any]:
         return []
     api = meter_api(cfg, clock)
     intake = DocumentIntake(api, card_check(cfg, clock, api.store).root)
-    from drivers.cards.events import CardCallbacks
+    from appliance.card_events import CardCallbacks
 
     callbacks = CardCallbacks(on_document=intake.on_card_document, on_error=intake.on_card_error,
                               on_inserted=lambda slot: log.info("card slot %s: card inserted", slot),

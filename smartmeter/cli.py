@@ -41,6 +41,12 @@ AREAS: tuple[str, ...] = (
 )
 
 
+# Third-party packages by the extra that installs them (setup.cfg): an area whose package is not
+# installed on this machine (e.g. the Modbus driver on a cloud server) is left out of the commands.
+EXTRA_OF: dict[str, str] = {"pymodbus": "meter", "serial": "meter", "gpiozero": "meter", "smartcard": "meter",
+                            "nfc": "meter", "kivy": "ui", "psycopg": "cloud", "aiosmtpd": "cloud", "rich": "cloud"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smartmeter",
@@ -55,14 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
             groups[name] = p  # a command of its own: the area adds arguments and func
         else:
             groups[name] = p.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+    missing: dict[str, str] = {}
     for module in AREAS:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # area not built yet
-            raise
+            package = (exc.name or "").split(".")[0]
+            if package not in EXTRA_OF:
+                raise
+            missing[module] = EXTRA_OF[package]
+            continue
         mod.register(groups)
+    if missing:
+        extras = ",".join(sorted(set(missing.values())))
+        parser.epilog = (f"Not installed here: the commands of {', '.join(sorted(missing))} "
+                         f"(pip install 'smartmeter[{extras}]').")
     return parser
 
 

@@ -228,7 +228,7 @@ class CardSlots:
 
     # -- CardCallbacks -------------------------------------------------------------------------
     def callbacks(self):
-        from drivers.cards.events import CardCallbacks
+        from appliance.card_events import CardCallbacks
 
         return CardCallbacks(on_document=self.on_document, on_error=self.on_error, on_removed=self.on_removed,
                              on_inserted=self.on_inserted)

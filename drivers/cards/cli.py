@@ -5,29 +5,29 @@ Hardware modules (pyscard, nfcpy) are imported only by the commands that use a r
 from __future__ import annotations
 
 import argparse
-import base64
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from appliance.clock import JST, iso, parse_iso
+from appliance.datatypes import UnknownDataType, parse_data_types
 from appliance.domain import Action, Company, Role, SwitchTime, WeeklySlot
-from appliance.errors import ConfigError, MeterError
+from appliance.errors import ConfigError
 from appliance.trust import keys
 from appliance.trust.certificate import issue_certificate, parse_certificate
 from appliance.trust.document import DAYS, HHMM, ContractDocument, issue_document
 from appliance.trust.verify import Explanation, explain_document
-from appliance.datatypes import UnknownDataType, parse_data_types
 
 from .ndef import MAX_MESSAGE, card_message, document_from_message
+from .sim_cli import read_file as _read
+from .sim_cli import register_sim
 
 RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(groups: dict[str, Any]) -> None:
     _register_card(groups["card"])
-    _register_sim(groups["sim"])
+    register_sim(groups["sim"])
 
 
 # --- smartmeter card ---
@@ -298,11 +298,11 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
 
 def _nfc_write(device: str, message: bytes) -> None:
     import ndef as ndeflib
-
-    from .events import CardReadError
-    from .nfc import ALL_TARGETS, FELICA_ONLY
-
     import nfc
+
+    from appliance.card_events import CardReadError
+
+    from .nfc import ALL_TARGETS, FELICA_ONLY
 
     clf = nfc.ContactlessFrontend()
     if not clf.open(device):
@@ -329,13 +329,6 @@ def _nfc_write(device: str, message: bytes) -> None:
         raise CardReadError(f"writing the tag failed: {done['error']}")
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-
-
 def _time(text: str) -> datetime:
     try:
         return parse_iso(text)
@@ -348,98 +341,3 @@ def _now() -> datetime:
 
 
 # --- smartmeter sim card ---
-
-def _register_sim(sub: Any) -> None:
-    from .sim import default_socket
-
-    p = sub.add_parser("card", help="emulated contract cards in the meter's slots", formatter_class=RAW,
-                       description="""Insert and remove emulated cards. Slots: 1-3 = PC/SC readers
-(vpcd, Type 4 card on TCP 35963-35965), 4 = NFC (FeliCa Type 3 tag over nfcpy udp:localhost:54321).
-The first insert starts the emulator daemon (and pcscd, if none runs); `stop` ends both.""",
-                       epilog="""examples:
-  smartmeter sim card insert --slot 1 night.ndef
-  smartmeter sim card insert --slot 4 data-a.cose      a signed document is wrapped as NDEF
-  smartmeter sim card insert --slot 2 --pull-after 5 night.ndef   pulled out mid-read
-  smartmeter sim card remove --slot 1
-  smartmeter sim card status
-  smartmeter sim card stop""")
-    p.add_argument("--socket", type=Path, default=default_socket(), help="the emulator's control socket")
-    cs = p.add_subparsers(dest="action", metavar="insert|remove|status|serve|stop", required=True)
-    i = cs.add_parser("insert", help="insert a card (an NDEF image or a signed document)")
-    i.add_argument("--slot", required=True)
-    i.add_argument("--pull-after", type=int, help="answer this many APDUs / block reads, then vanish")
-    i.add_argument("file", type=Path)
-    i.set_defaults(func=cmd_sim_insert)
-    r = cs.add_parser("remove", help="take the card out of a slot")
-    r.add_argument("--slot", required=True)
-    r.set_defaults(func=cmd_sim_remove)
-    cs.add_parser("status", help="which slots hold a card").set_defaults(func=cmd_sim_status)
-    s = cs.add_parser("serve", help="run the emulator in the foreground")
-    s.add_argument("--no-pcscd", action="store_true", help="do not start pcscd even if none runs")
-    s.set_defaults(func=cmd_sim_serve)
-    cs.add_parser("stop", help="stop the emulator daemon").set_defaults(func=cmd_sim_stop)
-
-
-def cmd_sim_insert(args: argparse.Namespace) -> int:
-    from .sim import card_image, ensure_daemon, request
-
-    image = card_image(_read(args.file))
-    ensure_daemon(args.socket)
-    reply = request(args.socket, {"op": "insert", "slot": args.slot, "pull_after": args.pull_after,
-                                  "image": base64.b64encode(image).decode()})
-    print(f"slot {reply['slot']}: card inserted ({reply['bytes']} bytes) -> {reply['reader']}")
-    return 0
-
-
-def cmd_sim_remove(args: argparse.Namespace) -> int:
-    from .sim import request, running
-
-    if not running(args.socket):
-        print(f"slot {args.slot}: no emulator running, nothing to remove")
-        return 0
-    reply = request(args.socket, {"op": "remove", "slot": args.slot})
-    print(f"slot {reply['slot']}: {'card removed' if reply['removed'] else 'was empty'}")
-    return 0
-
-
-def cmd_sim_status(args: argparse.Namespace) -> int:
-    from .sim import request, running
-
-    if not running(args.socket):
-        print("card emulator: not running")
-        return 0
-    for slot, st in request(args.socket, {"op": "status"})["slots"].items():
-        held = f"card ({st['card_bytes']} bytes)" if st["card_bytes"] is not None else "empty"
-        print(f"slot {slot}: {st['kind']:<4} {st['reader']:<24} {held}")
-    return 0
-
-
-def cmd_sim_serve(args: argparse.Namespace) -> int:
-    from .sim import serve
-
-    serve(args.socket, start_pcscd=not args.no_pcscd)
-    return 0
-
-
-def cmd_sim_stop(args: argparse.Namespace) -> int:
-    from .sim import request, running
-
-    if running(args.socket):
-        request(args.socket, {"op": "stop"})
-        print("card emulator stopped")
-    else:
-        print("card emulator: not running")
-    return 0
-
-
-if __name__ == "__main__":  # `python -m drivers.cards.cli card ...` until the area is in smartmeter's AREAS
-    parser = argparse.ArgumentParser(prog="smartmeter")
-    top = parser.add_subparsers(dest="group", required=True)
-    groups = {name: top.add_parser(name).add_subparsers(dest="command", required=True) for name in ("card", "sim")}
-    register(groups)
-    parsed = parser.parse_args()
-    try:
-        sys.exit(int(parsed.func(parsed) or 0))
-    except MeterError as exc:
-        print(f"smartmeter: error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -15,9 +15,9 @@ from typing import Any
 import nfc
 import nfc.clf
 
+from appliance.card_events import CardCallbacks, CardReadError, ReadStats
 from appliance.trust.rejections import DocumentRejected
 
-from .events import CardCallbacks, CardReadError, ReadStats
 from .ndef import NotAContractCard, document_from_message
 
 log = logging.getLogger(__name__)

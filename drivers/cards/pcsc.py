@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 from smartcard import scard
 
+from appliance.card_events import CardCallbacks, CardReadError, ReadStats
 from appliance.trust.rejections import DocumentRejected
 
-from .events import CardCallbacks, CardReadError, ReadStats
 from .ndef import document_from_message
 from .type4 import Transmit, read_ndef, write_ndef
 

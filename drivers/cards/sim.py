@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import CardReadError
+from appliance.card_events import CardReadError
+
 from .ndef import card_message
-from .vpcd import EMULATION_SLOTS
 from .virtual_tag import NFC_UDP_PORT
+from .vpcd import EMULATION_SLOTS
 
 log = logging.getLogger(__name__)
 

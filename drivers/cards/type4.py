@@ -12,8 +12,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .events import CardReadError, ReadStats
-from .ndef import CC_FILE_ID, MAX_MESSAGE, NDEF_AID, ACCESS_GRANTED, CapabilityContainer, NotAContractCard
+from appliance.card_events import CardReadError, ReadStats
+
+from .ndef import (
+    ACCESS_GRANTED,
+    CC_FILE_ID,
+    MAX_MESSAGE,
+    NDEF_AID,
+    CapabilityContainer,
+    NotAContractCard,
+)
 
 SW_OK = 0x9000
 SW_EOF_WARNING = 0x6282  # fewer bytes than asked: end of file

@@ -15,7 +15,8 @@ import struct
 import threading
 from typing import Callable
 
-from .events import CardReadError
+from appliance.card_events import CardReadError
+
 from .ndef import type4_files
 from .type4 import Type4Applet
 

@@ -26,8 +26,15 @@ import nfc
 import nfc.clf
 import nfc.tag
 
-from .events import CardReadError
-from .ndef import T3T_NDEF_SERVICE_READ, T3T_NDEF_SERVICE_WRITE, T3T_SYSTEM_CODE, Type3Attributes, type3_blocks
+from appliance.card_events import CardReadError
+
+from .ndef import (
+    T3T_NDEF_SERVICE_READ,
+    T3T_NDEF_SERVICE_WRITE,
+    T3T_SYSTEM_CODE,
+    Type3Attributes,
+    type3_blocks,
+)
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ from appliance.errors import ConfigError
 
 from .bridge import ModbusEndpoint, quiet_pymodbus
 from .chip import ModbusMeteringChip
-from .emulator import FAULT_KINDS, ChipEmulator
+from .emulator import ChipEmulator
+from .faults import FAULT_KINDS
 from .load_profile import LoadProfile
 from .profiles import PROFILES, get_profile
 

@@ -26,6 +26,7 @@ def _pct(values: list[float], q: float) -> float:
 
 def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, verify_seconds: float = 1.0) -> dict:
     from appliance.api import MeterAPI
+    from appliance.card_events import CardCallbacks
     from appliance.clock import SystemClock
     from appliance.datatypes import DataType
     from appliance.documents import DocumentIntake
@@ -35,7 +36,6 @@ def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, ver
     from appliance.trust.certificate import issue_certificate
     from appliance.trust.document import ContractDocument, issue_document
     from devkit.pcscd import Pcscd, offered_readers
-    from drivers.cards.events import CardCallbacks
     from drivers.cards.ndef import card_message
     from drivers.cards.pcsc import PcscSlots
     from drivers.cards.virtual_card import VirtualType4Card

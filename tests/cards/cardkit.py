@@ -87,7 +87,7 @@ class Events:
             self.cond.notify_all()
 
     def callbacks(self):
-        from drivers.cards.events import CardCallbacks
+        from appliance.card_events import CardCallbacks
 
         return CardCallbacks(on_document=lambda s, d: self.add("document", s, d),
                              on_error=lambda s, e: self.add("error", s, e),

@@ -11,10 +11,23 @@ from cardkit import METER, NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appliance.trust import DocumentRejected, sign_command, verify_command, verify_document
-from drivers.cards.events import CardReadError
-from drivers.cards.ndef import (MAX_MESSAGE, RECORD_TYPE, CapabilityContainer, NotAContractCard, Type3Attributes,
-                                card_message, document_from_message, type4_files)
+from appliance.card_events import CardReadError
+from appliance.trust import (
+    DocumentRejected,
+    sign_command,
+    verify_command,
+    verify_document,
+)
+from drivers.cards.ndef import (
+    MAX_MESSAGE,
+    RECORD_TYPE,
+    CapabilityContainer,
+    NotAContractCard,
+    Type3Attributes,
+    card_message,
+    document_from_message,
+    type4_files,
+)
 from drivers.cards.type4 import Type4Applet, read_ndef
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

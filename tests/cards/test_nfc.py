@@ -5,8 +5,8 @@ import ndef
 import pytest
 from cardkit import METER, NOW
 
+from appliance.card_events import CardReadError
 from appliance.trust import verify_document
-from drivers.cards.events import CardReadError
 from drivers.cards.ndef import NotAContractCard, card_message
 from drivers.cards.nfc import NfcSlot, read_once
 from drivers.cards.virtual_tag import VirtualFelicaTag

@@ -7,11 +7,11 @@ import ndef
 import pytest
 from cardkit import METER, NOW
 
+from appliance.card_events import CardReadError
 from appliance.trust import verify_document
-from drivers.cards.events import CardReadError
 from drivers.cards.ndef import NotAContractCard, card_message
-from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 from drivers.cards.virtual_card import VirtualType4Card
+from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 
 pytestmark = pytest.mark.usefixtures("pcscd")
 

@@ -10,13 +10,13 @@ from meter_rig import HALF_HOUR, METER, Rig, supply, wait_for
 from appliance.api import MeterAPI
 from appliance.datatypes import parse_data_types
 from appliance.documents import DocumentIntake
-from appliance.domain import Action, Company, Role, SwitchTime
+from appliance.domain import Action, Company, Role
 from appliance.schedule import parse_switch_text
 from appliance.store import Store
 from appliance.trust.document import ContractDocument, issue_document
 from drivers.cards.ndef import card_message
-from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 from drivers.cards.virtual_card import VirtualType4Card
+from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
 
 pytestmark = pytest.mark.usefixtures("pcscd")
 
@@ -31,7 +31,7 @@ def rig(tmp_path, broker, clock):
 @pytest.fixture
 def slots(rig, registry):
     """The meter's three PC/SC slots reporting into the core through their own store connection."""
-    from drivers.cards.events import CardCallbacks
+    from appliance.card_events import CardCallbacks
     from drivers.cards.pcsc import PcscSlots
 
     store = Store(rig.store_path)
@@ -138,7 +138,7 @@ def test_a_felica_card_through_nfcpy_takes_the_same_path_into_the_core(rig, regi
     """Slot 4: an NFC reader (nfcpy's udp device), a FeliCa tag emulated by a second nfcpy instance."""
     import socket
 
-    from drivers.cards.events import CardCallbacks
+    from appliance.card_events import CardCallbacks
     from drivers.cards.nfc import NfcSlot
     from drivers.cards.virtual_tag import VirtualFelicaTag
 

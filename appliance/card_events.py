@@ -1,6 +1,7 @@
 """What a card slot tells the core: a document was read, a read failed, the card was taken out.
 
-Every reader (PC/SC or NFC) reports through :class:`CardCallbacks`. ``on_document`` receives the
+Every reader (PC/SC or NFC, in ``drivers.cards``) reports through :class:`CardCallbacks`, the small
+interface card readers plug into. ``on_document`` receives the
 signed document bytes only after the whole card was read; the core then verifies it
 (:func:`appliance.trust.verify_document`) exactly as it does a remote change.
 """
@@ -10,8 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-from appliance.errors import MeterError
-from appliance.trust.rejections import DocumentRejected
+from .errors import MeterError
+from .trust.rejections import DocumentRejected
 
 log = logging.getLogger(__name__)
 
