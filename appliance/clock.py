@@ -75,11 +75,28 @@ def parse_iso(text: str) -> datetime:
 
 
 def floor_to(dt: datetime, period: timedelta) -> datetime:
-    """The start of the period containing ``dt``, aligned to JST midnight (30-min windows: :00 and :30)."""
+    """The start of the period containing ``dt``, aligned to JST midnight (30-min windows: :00 and :30);
+    equally, the end of the latest window that has ended by ``dt``."""
     local = dt.astimezone(JST)
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     steps = (local - midnight) // period
     return midnight + steps * period
+
+
+def ceil_to(dt: datetime, period: timedelta) -> datetime:
+    """The first period boundary at or after ``dt`` (aligned to JST midnight)."""
+    start = floor_to(dt, period)
+    return start if start == dt else start + period
+
+
+def to_epoch(dt: datetime | None) -> float | None:
+    """Epoch seconds, the form times take in SQL (portable across SQLite and PostgreSQL)."""
+    return None if dt is None else dt.timestamp()
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """An aware datetime in JST from epoch seconds (None stays None)."""
+    return None if value is None else datetime.fromtimestamp(float(value), JST)
 
 
 class ScaledClock:

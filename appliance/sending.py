@@ -6,11 +6,11 @@ the company's next send time (its own send interval), and the uplink pump delive
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from . import topics
-from .clock import floor_to, iso
+from .clock import ceil_to, iso
 from .datatypes import fields_of
 from .domain import Contract, Reading
 from .store import Store
@@ -28,12 +28,6 @@ def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
     return payload
 
 
-def next_send_time(after: datetime, send_interval: timedelta) -> datetime:
-    """S805: the company's next periodic send time at or after ``after`` (aligned to JST midnight)."""
-    start = floor_to(after, send_interval)
-    return start if start == after else start + send_interval
-
-
 class Sender:
     """Queues a reading for the grid operator and for every entitled company (S806)."""
 
@@ -49,7 +43,7 @@ class Sender:
             self.store.enqueue(
                 topics.company_data(contract.company.code, self.meter_id),
                 company_payload(reading, contract),
-                next_send_time(reading.interval_end, contract.send_interval),
+                ceil_to(reading.interval_end, contract.send_interval),  # S805: the company's next send time
                 contract.company.code,
             )
 

@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 
 import paho.mqtt.client as paho
 
-from appliance.clock import Clock
+from appliance.clock import Clock, floor_to
+
+from .model import Reading, StatusEvent
 from .mqtt import disconnect, make_client, start_subscriber
 from .payloads import MalformedPayload, decode_json, parse_batch, parse_reading, parse_status
-from .model import Reading, StatusEvent
 from .storage import Storage
-from .timeutil import window_end_at_or_before
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class Collector:
     def latest_closed_window(self, now: datetime | None = None) -> datetime:
         """The end of the newest window whose grace period is over."""
         now = now or self.clock.now()
-        return window_end_at_or_before(now - self.timing.grace, self.timing.period)
+        return floor_to(now - self.timing.grace, self.timing.period)
 
     def no_communication(self, now: datetime | None = None) -> NoCommunicationList:
         end = self.latest_closed_window(now)

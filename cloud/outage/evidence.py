@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from appliance.clock import ceil_to
+
 from .model import MeterComm, MeterState
-from .timeutil import ceil_to_window
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def judge(comm: MeterComm, closed_end: datetime, period: timedelta, confirm_wind
     anchor = last_end  # the meter was alive at least until here
     if comm.status in (MeterState.ONLINE, MeterState.POWER_RESTORED) and status_at is not None and status_at > anchor:
         anchor = status_at
-    first_start = ceil_to_window(anchor, period)  # readings are due for windows that start after the anchor
+    first_start = ceil_to(anchor, period)  # readings are due for windows that start after the anchor
     first_end = first_start + period
     if first_end > closed_end:
         return None

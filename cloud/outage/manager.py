@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from appliance.clock import Clock
+from appliance.clock import Clock, floor_to
 
 from .collector import Timing
 from .evidence import Judgement, judge
@@ -35,7 +35,6 @@ from .model import (
     Registration,
 )
 from .storage import Storage
-from .timeutil import window_end_at_or_before
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class OutageManager:
     # ------------------------------------------------------------------ evidence
     def closed_window(self, now: datetime) -> datetime:
         t = self.config.timing
-        return window_end_at_or_before(now - t.grace, t.period)
+        return floor_to(now - t.grace, t.period)
 
     def judgements(self, now: datetime) -> dict[str, Judgement]:
         closed = self.closed_window(now)

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from appliance.clock import iso
+from appliance.clock import ceil_to, iso
 
 from .fleet import Fleet
-from .timeutil import ceil_to_window
 
 
 @dataclass(order=True)
@@ -103,7 +102,7 @@ def run(fleet: Fleet, steps: list[Step], windows: int, spread_s: float, progress
     """Windows at their ends, scenario steps at their times, in the fleet's clock."""
     clock = fleet.clock
     start = clock.now()
-    first_end = ceil_to_window(start, fleet.period)
+    first_end = ceil_to(start, fleet.period)
     ends = [first_end + i * fleet.period for i in range(windows)]
     agenda = sorted([(start + s.at, 1, s) for s in steps] + [(e, 0, e) for e in ends], key=lambda x: (x[0], x[1]))
     for when, kind, item in agenda:

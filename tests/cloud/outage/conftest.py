@@ -132,9 +132,9 @@ class Pipeline:
 
     def window(self):
         """Advance to the next window end, every meter reads, then past the grace period."""
-        from cloud.outage.timeutil import ceil_to_window
+        from appliance.clock import ceil_to
 
-        end = ceil_to_window(self.clock.now(), self.timing.period)
+        end = ceil_to(self.clock.now(), self.timing.period)
         if end == self.clock.now():
             end += self.timing.period
         self.clock.set(end)
