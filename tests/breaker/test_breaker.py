@@ -17,7 +17,7 @@ def test_the_last_commanded_state_survives_a_restart_without_a_glitch(tmp_path):
     journal = tmp_path / "breaker.json"
     f1 = MockFactory()
     b = RelayBreaker(17, journal, pin_factory=f1)
-    assert f1.pin(17).state and b.state()["closed"]
+    assert f1.pin(17).state and b.state().closed
     assert b.command(False, "security error from power company A")
     assert not f1.pin(17).state
     b.shutdown()
@@ -25,14 +25,14 @@ def test_the_last_commanded_state_survives_a_restart_without_a_glitch(tmp_path):
     b2 = RelayBreaker(17, journal, pin_factory=f2)
     assert [s.state for s in f2.pin(17).states] == [False]  # came up open: never closed for a moment
     s = b2.state()
-    assert s["closed"] is False and s["reason"] == "security error from power company A"
+    assert s.closed is False and s.reason == "security error from power company A"
 
 
 def test_an_nc_wired_active_low_relay_is_driven_the_right_way_round(tmp_path):
     f = MockFactory()
     b = RelayBreaker(5, tmp_path / "j.json", pin_factory=f, normally_closed=True, active_high=False)
     # closed through the NC contact: coil off; active low: coil off = pin high
-    assert b.state()["closed"] and f.pin(5).state
+    assert b.state().closed and f.pin(5).state
     b.command(False, "test")
     assert not f.pin(5).state
 
@@ -46,7 +46,7 @@ def test_replayed_commands_are_ignored_even_after_a_restart(tmp_path):
     b.shutdown()
     b = RelayBreaker(17, journal, pin_factory=MockFactory())
     assert not b.command(False, "installer #8 replayed after a restart", command_id=8)
-    assert b.state()["closed"] is True
+    assert b.state().closed is True
 
 
 def test_an_override_pins_the_breaker_until_released(tmp_path):
@@ -54,9 +54,9 @@ def test_an_override_pins_the_breaker_until_released(tmp_path):
     b = RelayBreaker(17, tmp_path / "j.json", pin_factory=f)
     assert b.command(False, "installer: meter exchange", override=True)
     assert not b.command(True, "confirmation matches again")  # automatic action refused
-    assert not f.pin(17).state and b.state()["override"]
+    assert not f.pin(17).state and b.state().override
     assert b.release("work done")
-    assert not b.state()["override"] and "override released: work done" in b.state()["reason"]
+    assert not b.state().override and "override released: work done" in b.state().reason
     assert not f.pin(17).state  # release does not switch: it stays open until told
     assert b.command(True, "confirmation matches again") and f.pin(17).state
 
@@ -68,10 +68,10 @@ def test_the_feedback_contact_is_reported_and_a_welded_contact_raises_an_alert(t
     relay = RelayBreaker(17, tmp_path / "j.json", pin_factory=f, feedback_pin=27)
     f.pin(27).drive_high()  # the auxiliary contact follows the main contact: closed
     control = BreakerControl(store, relay, clock)
-    assert store.get_meta("breaker")["contact"] is True and not store.get_meta("breaker")["contact_fault"]
+    assert store.breaker_state().contact is True and not store.breaker_state().contact_fault
     control.set(False, "test open")  # ... but the contact stays closed: welded
-    state = store.get_meta("breaker")
-    assert state["closed"] is False and state["contact"] is True and state["contact_fault"]
+    state = store.breaker_state()
+    assert state.closed is False and state.contact is True and state.contact_fault
     alert, = store.alerts()
     assert alert["kind"] == "breaker_fault"
     store.close()
