@@ -5,13 +5,14 @@ The core sees the relay only through :class:`appliance.interfaces.Breaker`. :cla
 * opens it on a failed confirmation from the power company, and keeps it open in new-building mode
   until the first matching confirmation from a power company (:mod:`appliance.confirmation`);
 * applies the installer's requests (``smartmeter appliance breaker open|close|release``), which the
-  CLI leaves in the store (meta ``breaker_requests``); each carries an id, and the breaker ignores an
-  id it has already applied, so a request read twice (a crash before it was cleared) acts once;
-* mirrors the state into store meta ``"breaker"`` (``{"closed", "reason", "at", "override",
-  "contact", "fitted"}``) for the CLI and the touch screen.
+  CLI leaves in the store's ``breaker_requests`` table. The request's id is the relay's command_id,
+  and the relay ignores an id it has already seen, so a request applied just before a crash (and
+  so never marked) acts once: the next start marks it ``replayed``;
+* mirrors its :class:`BreakerState` into the store (:meth:`Store.breaker_state`) for the CLI and the
+  touch screen.
 
 Without a breaker fitted (``breaker`` None) the same decisions are made and shown, with
-``fitted: False``, so a meter without a relay still tells the household what it would do.
+``fitted=False``, so a meter without a relay still tells the household what it would do.
 """
 from __future__ import annotations
 
@@ -19,118 +20,127 @@ import argparse
 import json
 import logging
 import time
-from typing import Any
+from dataclasses import replace
 
 from .clock import Clock, SystemClock, iso
-from .interfaces import Breaker
-from .store import Store
+from .interfaces import Breaker, BreakerState
+from .store import BreakerRequest, Store
 
 log = logging.getLogger(__name__)
 
-REQUESTS = "breaker_requests"
+
+class UnfittedBreaker:
+    """A :class:`Breaker` for a meter without a relay: it remembers what it was told, and switches
+    nothing. It starts from the state last mirrored in the store. A release lifts the override only
+    (unlike the relay, it keeps the reason and time of the last switch)."""
+
+    def __init__(self, saved: BreakerState | None, clock: Clock) -> None:
+        self.clock = clock
+        self._state = (replace(saved, contact=None, contact_fault=False) if saved is not None
+                       else BreakerState(closed=True, reason="no breaker fitted", at=iso(clock.now())))
+
+    def state(self) -> BreakerState:
+        return self._state
+
+    def command(self, closed: bool, reason: str, *, override: bool = False, command_id: int | None = None) -> bool:
+        if self._replayed(command_id):
+            return False
+        cur = replace(self._state, command_id=command_id if command_id is not None else self._state.command_id)
+        if cur.override and not override:
+            self._state = cur
+            return False
+        if cur.closed != closed or cur.override != override:
+            log.warning("breaker (not fitted) would be %s: %s", "CLOSED" if closed else "OPENED", reason)
+            cur = replace(cur, closed=closed, reason=reason, at=iso(self.clock.now()), override=override)
+        self._state = cur
+        return True
+
+    def release(self, reason: str, *, command_id: int | None = None) -> bool:
+        if self._replayed(command_id):
+            return False
+        self._state = replace(self._state, override=False,
+                              command_id=command_id if command_id is not None else self._state.command_id)
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+    def _replayed(self, command_id: int | None) -> bool:
+        last = self._state.command_id
+        return command_id is not None and last is not None and command_id <= last
 
 
 class BreakerControl:
     def __init__(self, store: Store, breaker: Breaker | None, clock: Clock) -> None:
         self.store = store
-        self.breaker = breaker
+        self.fitted = breaker is not None
+        self.breaker: Breaker = breaker if breaker is not None else UnfittedBreaker(store.breaker_state(), clock)
         self.clock = clock
-        self._virtual: dict[str, Any] | None = None
-        if breaker is None:
-            saved = store.get_meta("breaker")
-            self._virtual = dict(saved) if isinstance(saved, dict) else {
-                "closed": True, "reason": "no breaker fitted", "at": iso(clock.now()), "override": False}
         self._last_contact_fault = False
         self.publish()
 
-    @property
-    def fitted(self) -> bool:
-        return self.breaker is not None
-
-    def state(self) -> dict[str, Any]:
-        if self.breaker is not None:
-            s = self.breaker.state()
-        else:
-            s = dict(self._virtual or {})
-            s.setdefault("contact", None)
-        s["fitted"] = self.breaker is not None
-        return s
+    def state(self) -> BreakerState:
+        return replace(self.breaker.state(), fitted=self.fitted)
 
     @property
     def closed(self) -> bool:
-        return bool(self.state()["closed"])
+        return self.state().closed
 
     def set(self, closed: bool, reason: str, *, override: bool = False, command_id: int | None = None) -> bool:
         """Open or close (the core's own decisions: no override). Returns whether it acted."""
-        if self.breaker is not None:
-            done = self.breaker.command(closed, reason, override=override, command_id=command_id)
-        else:
-            v = self._virtual or {}
-            if v.get("override") and not override:
-                done = False
-            else:
-                if v.get("closed") != closed or v.get("override") != override:
-                    log.warning("breaker (not fitted) would be %s: %s", "CLOSED" if closed else "OPENED", reason)
-                    self._virtual = {"closed": closed, "reason": reason, "at": iso(self.clock.now()),
-                                     "override": override}
-                done = True
+        done = self.breaker.command(closed, reason, override=override, command_id=command_id)
         self.publish()
         return done
 
     def release(self, reason: str, *, command_id: int | None = None) -> bool:
-        if self.breaker is not None:
-            done = self.breaker.release(reason, command_id=command_id)
-        else:
-            self._virtual = dict(self._virtual or {}, override=False)
-            done = True
+        done = self.breaker.release(reason, command_id=command_id)
         self.publish()
         return done
 
     def apply_requests(self) -> None:
         """The installer's requests left by the CLI, oldest first; each applied at most once."""
-        requests = self.store.get_meta(REQUESTS) or []
-        if not requests:
-            return
-        for req in requests:
-            rid, action, reason = int(req["id"]), req["action"], f"installer: {req.get('reason') or 'manual'}"
-            if action == "release":
-                self.release(reason, command_id=rid)
-            else:
-                ok = self.set(action == "close", reason, override=bool(req.get("override")), command_id=rid)
-                if not ok:
-                    log.warning("installer request #%s (%s) not applied: see the breaker log", rid, action)
-            self.store.set_meta("breaker_request_done", rid)
-        with self.store.transaction():
-            left = [r for r in (self.store.get_meta(REQUESTS) or []) if int(r["id"]) > max(int(r["id"]) for r in requests)]
-            self.store.set_meta(REQUESTS, left)
+        for req in self.store.pending_breaker_requests():
+            outcome = self._apply(req)
+            self.store.mark_breaker_request(req.id, self.clock.now(), outcome)
+
+    def _apply(self, req: BreakerRequest) -> str:
+        seen = self.breaker.state().command_id
+        if seen is not None and req.id <= seen:
+            # applied (or refused) before a crash that came before its outcome was recorded
+            log.info("installer request #%s (%s) was already handled before a restart", req.id, req.action)
+            return "replayed"
+        reason = f"installer: {req.reason or 'manual'}"
+        if req.action == "release":
+            done = self.release(reason, command_id=req.id)
+        else:
+            done = self.set(req.action == "close", reason, override=req.override, command_id=req.id)
+        if not done:
+            log.warning("installer request #%s (%s) not applied: see the breaker log", req.id, req.action)
+        return "applied" if done else "refused"
 
     def publish(self) -> None:
         s = self.state()
-        s["at"] = s.get("at")
-        fault = s.get("contact") is not None and s["contact"] != s["closed"]
-        s["contact_fault"] = fault
-        if self.store.get_meta("breaker") != s:
-            self.store.set_meta("breaker", s)
-        if fault and not self._last_contact_fault:
+        if self.store.breaker_state() != s:
+            self.store.set_breaker_state(s)
+        if s.contact_fault and not self._last_contact_fault:
             log.error("breaker feedback contact says %s but the relay is commanded %s",
-                      "closed" if s["contact"] else "open", "closed" if s["closed"] else "open")
+                      "closed" if s.contact else "open", "closed" if s.closed else "open")
             self.store.raise_alert(self.clock.now(), "breaker_fault",
                                    "the breaker's contact does not follow its command (check the relay)",
-                                   "遮断器の接点が指令どおりに動いていません(点検が必要です)", None, breaker=s)
-        self._last_contact_fault = fault
+                                   "遮断器の接点が指令どおりに動いていません(点検が必要です)", None, breaker=s.to_json())
+        self._last_contact_fault = s.contact_fault
 
 
 # -- the installer's CLI: smartmeter appliance breaker open|close|release|status ---------------
 
-def request(store: Store, action: str, reason: str, override: bool = False) -> int:
+def request(store: Store, action: str, reason: str, override: bool = False, clock: Clock | None = None) -> int:
     """Leave an installer request for the running service; returns its id."""
-    with store.transaction():
-        rid = store.next_counter("breaker_request_id")
-        requests = store.get_meta(REQUESTS) or []
-        requests.append({"id": rid, "action": action, "reason": reason, "override": override,
-                         "at": iso(SystemClock().now())})
-        store.set_meta(REQUESTS, requests)
-    return rid
+    return store.add_breaker_request(action, reason, override, (clock or SystemClock()).now())
+
+
+def applied(store: Store, request_id: int) -> bool:
+    req = store.breaker_request(request_id)
+    return req is not None and req.applied_at is not None
 
 
 def register_cli(groups) -> None:
@@ -166,22 +176,22 @@ def cmd_breaker(args: argparse.Namespace) -> int:
                 raise MeterError(f"breaker {args.action}: --reason is required (it goes to the log)")
             if args.override and args.action == "release":
                 raise MeterError("breaker release: --override makes no sense here")
-            rid = request(store, args.action, args.reason, args.override)
+            rid = request(store, args.action, args.reason, args.override, SystemClock())
             deadline = time.monotonic() + args.wait
-            while time.monotonic() < deadline and (store.get_meta("breaker_request_done") or 0) < rid:
+            while time.monotonic() < deadline and not applied(store, rid):
                 time.sleep(0.1)
-            if (store.get_meta("breaker_request_done") or 0) < rid:
+            if not applied(store, rid):
                 print(f"request #{rid} queued: the meter service applies it when it runs")
-        state = store.get_meta("breaker")
+        state = store.breaker_state()
         if args.json:
-            print(json.dumps(state, ensure_ascii=False))
+            print(json.dumps(state.to_json() if state is not None else None, ensure_ascii=False))
         elif state is None:
             print("breaker: unknown (the meter service has not run yet)")
         else:
-            contact = "" if state.get("contact") is None else f", contact {'closed' if state['contact'] else 'open'}"
-            print(f"breaker: {'CLOSED' if state['closed'] else 'OPEN'}{' (override)' if state.get('override') else ''}"
-                  f"{'' if state.get('fitted', True) else ' (not fitted)'}{contact}\n"
-                  f"  since {state.get('at')}: {state.get('reason')}")
+            contact = "" if state.contact is None else f", contact {'closed' if state.contact else 'open'}"
+            print(f"breaker: {'CLOSED' if state.closed else 'OPEN'}{' (override)' if state.override else ''}"
+                  f"{'' if state.fitted else ' (not fitted)'}{contact}\n"
+                  f"  since {state.at}: {state.reason}")
         return 0
     finally:
         store.close()

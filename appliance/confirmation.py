@@ -97,7 +97,7 @@ class Confirmer:
         self.state: dict[str, Any] = saved if isinstance(saved, dict) else {"companies": {}, "energized": False,
                                                                              "breaker_opened_by": None}
         if self.enabled and settings.new_building and not self.state.get("energized"):
-            if self.breaker.closed and not self.breaker.state().get("override"):
+            if self.breaker.closed and not self.breaker.state().override:
                 self.breaker.set(False, "new building: waiting for the first matching confirmation from a power company")
 
     # -- gates -------------------------------------------------------------------------------
@@ -266,17 +266,17 @@ class Confirmer:
         breaker = self.breaker.state()
         held = "its data is held" + ("; the contract switch is deferred" if req.purpose == "switch" else "")
         msg = (f"security error: {code} ({'power' if supply else 'data'} company) failed confirmation: {what}; "
-               f"{held}; breaker {'OPEN' if not breaker['closed'] else 'closed'}")
+               f"{held}; breaker {'OPEN' if not breaker.closed else 'closed'}")
         msg_ja = (f"セキュリティエラー: {code}の契約確認データが一致しません。{code}へのデータ送信を保留しています。"
-                  + ("電力会社の確認に失敗したため遮断器を開きました(電気が止まっています)。" if supply and not breaker["closed"]
-                     else "遮断器は閉じています(電気は使えます)。" if breaker["closed"] else "遮断器は開いています。"))
+                  + ("電力会社の確認に失敗したため遮断器を開きました(電気が止まっています)。" if supply and not breaker.closed
+                     else "遮断器は閉じています(電気は使えます)。" if breaker.closed else "遮断器は開いています。"))
         log.error("%s", msg)
         with self.store.transaction():
             self.sender.queue_event(code, "security_error", now, code=failure, reason=what, purpose=req.purpose,
-                                    change_id=req.change_id, breaker="closed" if breaker["closed"] else "open")
+                                    change_id=req.change_id, breaker="closed" if breaker.closed else "open")
             self.store.raise_alert(now, "security_error", msg, msg_ja, code, what=what, code=failure,
                                    purpose=req.purpose, change_id=req.change_id,
-                                   breaker={"closed": breaker["closed"], "reason": breaker.get("reason")})
+                                   breaker={"closed": breaker.closed, "reason": breaker.reason})
             self._save()
 
     # -- helpers -----------------------------------------------------------------------------

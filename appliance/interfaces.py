@@ -50,14 +50,13 @@ class MeteringChip(Protocol):
 class Breaker(Protocol):
     """The interrupting unit (57): a relay that feeds (closed) or cuts (open) the household's supply.
 
-    ``state()`` returns ``{"closed": bool, "reason": str, "at": iso, "override": bool,
-    "contact": bool | None, "command_id": int | None}``; ``contact`` is the feedback contact (None
-    without one). A command carrying a ``command_id`` at or below the last one applied is a replay
-    and is ignored. While an installer's override pins the breaker, only another override or
-    ``release`` acts. Both return whether the command was applied.
+    ``state()`` returns a :class:`BreakerState` (``contact`` is the feedback contact, None without
+    one). A command carrying a ``command_id`` at or below the last one applied is a replay and is
+    ignored. While an installer's override pins the breaker, only another override or ``release``
+    acts. Both return whether the command was applied.
     """
 
-    def state(self) -> dict: ...
+    def state(self) -> BreakerState: ...
 
     def command(self, closed: bool, reason: str, *, override: bool = False, command_id: int | None = None) -> bool: ...
 

@@ -2,9 +2,10 @@
 
 One database file holds the readings (56A4-56A6), the contracts in force (56A2/56A3), the
 pending contract changes (56B/56C), the outbox of messages not yet acknowledged by the broker,
-and an entitlement log (which company is owed which reading). Every step that must not be half
-done (a reading and its outbox rows; a switch and its events) runs in one transaction, so a
-``kill -9`` at any moment leaves either all of it or none.
+an entitlement log (which company is owed which reading), and the installer's breaker requests.
+Every step that must not be half done (a reading and its outbox rows; a switch and its events)
+runs in one transaction, so a ``kill -9`` at any moment leaves either all of it or none. The
+schema is versioned (:mod:`appliance.store_schema`): opening a store brings it up to date.
 """
 from __future__ import annotations
 
@@ -20,90 +21,9 @@ from typing import Any, Iterator
 from .clock import UTC
 from .datatypes import DataType
 from .domain import Action, Company, Contract, ContractChange, Reading, Role
+from .interfaces import BreakerState
 from .schedule import parse_switch, switch_to_wire
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY,
-    interval_start REAL NOT NULL,
-    interval_end REAL NOT NULL,
-    quality TEXT NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS readings_end ON readings(interval_end);
-CREATE TABLE IF NOT EXISTS contracts (
-    company_code TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    name TEXT NOT NULL,
-    server TEXT NOT NULL,
-    data_types TEXT NOT NULL,
-    send_interval REAL NOT NULL,
-    menu TEXT,
-    since REAL,
-    change_id INTEGER
-);
-CREATE TABLE IF NOT EXISTS changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    action TEXT NOT NULL,
-    company_code TEXT NOT NULL,
-    company_name TEXT NOT NULL,
-    server TEXT NOT NULL,
-    data_types TEXT NOT NULL,
-    menu TEXT,
-    send_interval REAL,
-    switch TEXT NOT NULL,
-    source TEXT NOT NULL,
-    serial INTEGER,
-    received_at REAL NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',   -- pending | done | cancelled | void
-    last_applied REAL,                       -- the last occurrence applied (weekly rules recur)
-    applied_count INTEGER NOT NULL DEFAULT 0,
-    note TEXT,
-    document TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    company_code TEXT,
-    release_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entitlements (
-    seq INTEGER NOT NULL,
-    company_code TEXT NOT NULL,
-    PRIMARY KEY (seq, company_code)
-);
-CREATE TABLE IF NOT EXISTS delivered (
-    company_code TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    kind TEXT NOT NULL,            -- security_error | card_rejected | link_lost | ...
-    company_code TEXT,
-    message TEXT NOT NULL,         -- English
-    message_ja TEXT NOT NULL,      -- Japanese, for the household display
-    detail TEXT NOT NULL DEFAULT '{}',
-    cleared REAL
-);
-CREATE TABLE IF NOT EXISTS company_serials (
-    company_code TEXT PRIMARY KEY,
-    serial INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS card_documents (   -- contract data read from cards (the Fig. 9(b) list)
-    company_code TEXT NOT NULL,
-    menu TEXT NOT NULL DEFAULT '',             -- '' for none: NULLs would never collide in the key
-    kind TEXT NOT NULL,                        -- supply | data
-    serial INTEGER NOT NULL,
-    read_at REAL NOT NULL,
-    slot TEXT NOT NULL,
-    document BLOB NOT NULL,                    -- the signed COSE_Sign1 exactly as read from the card
-    PRIMARY KEY (company_code, menu)
-);
-"""
+from .store_schema import migrate
 
 
 def ts(dt: datetime) -> float:
@@ -135,6 +55,19 @@ class OutboxRow:
     company_code: str | None
 
 
+@dataclass(frozen=True)
+class BreakerRequest:
+    """An installer's request (``smartmeter appliance breaker ...``) for the running service."""
+
+    id: int  # also the relay's command_id, so the relay acts on it at most once
+    action: str  # open | close | release
+    reason: str
+    override: bool
+    requested_at: datetime
+    applied_at: datetime | None  # None while pending
+    outcome: str | None  # applied | refused | replayed
+
+
 class Store:
     """The meter's SQLite store. Safe to share between the service and CLI processes."""
 
@@ -146,7 +79,11 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a Pi loses power: a committed reading must survive
         self.db.execute("PRAGMA busy_timeout=10000")
-        self.db.executescript(SCHEMA)
+        try:
+            migrate(self.db, self.path)
+        except BaseException:
+            self.db.close()
+            raise
         self._lock = threading.RLock()
         self._depth = 0
 
@@ -188,6 +125,45 @@ class Store:
             value = int(self.get_meta(key, 0)) + 1
             self.set_meta(key, value)
             return value
+
+    # -- the breaker: its mirrored state and the installer's requests --------------------------
+    # The state is one value, replaced whole by the service and read by the CLI and the screen: a
+    # meta key holding its JSON, so a field added to BreakerState needs no schema step.
+    def breaker_state(self) -> BreakerState | None:
+        return BreakerState.from_json(self.get_meta("breaker"))
+
+    def set_breaker_state(self, state: BreakerState) -> None:
+        self.set_meta("breaker", state.to_json())
+
+    def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime) -> int:
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at)"
+                                  " VALUES(?,?,?,?)", (action, reason, int(override), ts(at)))
+            return int(cur.lastrowid)
+
+    _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome"
+
+    def pending_breaker_requests(self) -> list[BreakerRequest]:
+        """Not yet applied, oldest first."""
+        rows = self.db.execute(f"SELECT {self._BREAKER_REQUEST_COLS} FROM breaker_requests"
+                               " WHERE applied_at IS NULL ORDER BY id").fetchall()
+        return [self._breaker_request(r) for r in rows]
+
+    def breaker_request(self, request_id: int) -> BreakerRequest | None:
+        row = self.db.execute(f"SELECT {self._BREAKER_REQUEST_COLS} FROM breaker_requests WHERE id=?",
+                              (request_id,)).fetchone()
+        return self._breaker_request(row) if row else None
+
+    def mark_breaker_request(self, request_id: int, at: datetime, outcome: str) -> bool:
+        """Record the outcome once; False if it was already recorded."""
+        with self.transaction():
+            return self.db.execute("UPDATE breaker_requests SET applied_at=?, outcome=? WHERE id=? AND applied_at"
+                                   " IS NULL", (ts(at), outcome, request_id)).rowcount == 1
+
+    @staticmethod
+    def _breaker_request(r: tuple) -> BreakerRequest:
+        return BreakerRequest(r[0], r[1], r[2], bool(r[3]), from_ts(r[4]),
+                              from_ts(r[5]) if r[5] is not None else None, r[6])
 
     # -- readings -----------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> None:

@@ -220,7 +220,7 @@ class EmulatedSystem:
         """The relay sits between the grid and the house: open, the chip measures no supply."""
         last = None
         while not self._stop.wait(0.1):
-            live = self.supply_on and bool(self.relay.state()["closed"])
+            live = self.supply_on and self.relay.state().closed
             if live != last:
                 self.emulator.set_supply(live)
                 last = live

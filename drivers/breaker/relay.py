@@ -16,23 +16,25 @@ Emulation and tests use gpiozero's ``MockFactory`` (``pin_factory="mock"`` or
 """
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import tempfile
 import threading
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from appliance.clock import iso
+from appliance.clock import Clock, SystemClock, iso
+from appliance.config import PIN_FACTORIES
+from appliance.interfaces import BreakerState
 from gpiozero import DigitalInputDevice, DigitalOutputDevice
 
 log = logging.getLogger(__name__)
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
+# What the journal keeps: the commanded state, not what is read back (contact) or decided above.
+_JOURNALED = ("closed", "reason", "at", "override", "command_id")
 
 
 class BreakerJournal:
@@ -41,7 +43,7 @@ class BreakerJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> BreakerState | None:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -49,19 +51,20 @@ class BreakerJournal:
         except (OSError, ValueError) as exc:
             # A torn journal cannot happen with rename, but a corrupted disk can: fail safe and say so.
             log.error("breaker journal %s unreadable (%s); treating the breaker as open", self.path, exc)
-            return {"closed": False, "reason": f"journal unreadable: {exc}", "at": None, "override": False,
-                    "command_id": None}
+            return BreakerState(closed=False, reason=f"journal unreadable: {exc}")
         if not isinstance(data, dict) or not isinstance(data.get("closed"), bool):
             log.error("breaker journal %s malformed; treating the breaker as open", self.path)
-            return {"closed": False, "reason": "journal malformed", "at": None, "override": False, "command_id": None}
-        return data
+            return BreakerState(closed=False, reason="journal malformed")
+        return BreakerState(closed=data["closed"], reason=str(data.get("reason", "")), at=data.get("at"),
+                            override=bool(data.get("override", False)), command_id=data.get("command_id"))
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save(self, state: BreakerState) -> None:
+        record = {k: v for k, v in state.to_json().items() if k in _JOURNALED}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".breaker-", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(state, f, ensure_ascii=False)
+                json.dump(record, f, ensure_ascii=False)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
@@ -78,31 +81,25 @@ class BreakerJournal:
             os.close(dirfd)
 
 
+# gpiozero's factory class for each name a config may give (appliance.config.PIN_FACTORIES).
+FACTORY_CLASSES: dict[str, tuple[str, str]] = {
+    "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
+    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
+    "pigpio": ("gpiozero.pins.pigpio", "PiGPIOFactory"),
+    "native": ("gpiozero.pins.native", "NativeFactory"),
+    "mock": ("gpiozero.pins.mock", "MockFactory"),
+}
+
+
 def make_pin_factory(name: str | None):
     """A gpiozero pin factory by name (None: gpiozero's default, which honours GPIOZERO_PIN_FACTORY)."""
     if name is None:
         return None
-    if name == "mock":
-        from gpiozero.pins.mock import MockFactory
-
-        return MockFactory()
-    if name == "lgpio":
-        from gpiozero.pins.lgpio import LGPIOFactory
-
-        return LGPIOFactory()
-    if name == "rpigpio":
-        from gpiozero.pins.rpigpio import RPiGPIOFactory
-
-        return RPiGPIOFactory()
-    if name == "pigpio":
-        from gpiozero.pins.pigpio import PiGPIOFactory
-
-        return PiGPIOFactory()
-    if name == "native":
-        from gpiozero.pins.native import NativeFactory
-
-        return NativeFactory()
-    raise ValueError(f"unknown pin factory {name!r}")
+    if name not in PIN_FACTORIES:
+        raise ValueError(f"unknown pin factory {name!r}: the valid ones are {', '.join(PIN_FACTORIES)}")
+    module, cls = FACTORY_CLASSES[name]
+    # imported only when named: each pin library is optional and some exist only on a Pi
+    return getattr(importlib.import_module(module), cls)()
 
 
 class RelayBreaker:
@@ -115,38 +112,35 @@ class RelayBreaker:
 
     def __init__(self, pin: int | str, journal: str | Path, *, feedback_pin: int | str | None = None,
                  active_high: bool = True, normally_closed: bool = False, feedback_active_high: bool = True,
-                 default_closed: bool = True, pin_factory: Any = None,
-                 now: Callable[[], datetime] = _now) -> None:
+                 default_closed: bool = True, pin_factory: Any = None, clock: Clock = SystemClock()) -> None:
         self.journal = BreakerJournal(journal)
         self.normally_closed = normally_closed
-        self._now = now
+        self.clock = clock
         self._lock = threading.Lock()
         saved = self.journal.load()
         if saved is None:
-            saved = {"closed": default_closed, "reason": "first start" + ("" if default_closed else " (open)"),
-                     "at": iso(now()), "override": False, "command_id": None}
+            saved = BreakerState(closed=default_closed, reason="first start" + ("" if default_closed else " (open)"),
+                                 at=iso(clock.now()))
             self.journal.save(saved)
-        self._state = {"closed": bool(saved["closed"]), "reason": str(saved.get("reason", "")),
-                       "at": saved.get("at"), "override": bool(saved.get("override", False)),
-                       "command_id": saved.get("command_id")}
+        self._state = saved  # as commanded; state() adds what the contact says
         # The pin comes up in the journaled state: no glitch through the other state at boot.
-        self.output = DigitalOutputDevice(pin, active_high=active_high, initial_value=self._coil(self._state["closed"]),
+        self.output = DigitalOutputDevice(pin, active_high=active_high, initial_value=self._coil(saved.closed),
                                           pin_factory=pin_factory)
         # Feedback: an auxiliary contact. Active low (the usual dry contact to GND) uses the pull-up.
         self.feedback = (DigitalInputDevice(feedback_pin, pull_up=not feedback_active_high, pin_factory=pin_factory)
                          if feedback_pin is not None else None)
-        log.info("breaker on pin %s: %s at start (%s)%s", pin, "CLOSED" if self._state["closed"] else "OPEN",
-                 self._state["reason"], ", pinned by an installer override" if self._state["override"] else "")
+        log.info("breaker on pin %s: %s at start (%s)%s", pin, "CLOSED" if saved.closed else "OPEN",
+                 saved.reason, ", pinned by an installer override" if saved.override else "")
 
     def _coil(self, closed: bool) -> bool:
         return closed != self.normally_closed
 
     # -- Breaker ----------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def state(self) -> BreakerState:
         with self._lock:
-            out = dict(self._state)
-        out["contact"] = bool(self.feedback.value) if self.feedback is not None else None
-        return out
+            commanded = self._state
+        contact = bool(self.feedback.value) if self.feedback is not None else None
+        return replace(commanded, contact=contact, contact_fault=contact is not None and contact != commanded.closed)
 
     def command(self, closed: bool, reason: str, *, override: bool = False, command_id: int | None = None) -> bool:
         with self._lock:
@@ -154,18 +148,17 @@ class RelayBreaker:
                 log.warning("breaker: ignored replayed command #%s (%s %s)", command_id,
                             "close" if closed else "open", reason)
                 return False
-            if self._state["override"] and not override:
+            cur = self._state
+            if cur.override and not override:
                 log.warning("breaker: %s refused (%s): pinned %s by an installer override (%s)",
-                            "close" if closed else "open", reason,
-                            "closed" if self._state["closed"] else "open", self._state["reason"])
+                            "close" if closed else "open", reason, "closed" if cur.closed else "open", cur.reason)
                 self._remember(command_id)
                 return False
-            changed = closed != self._state["closed"] or override != self._state["override"]
-            if not changed:
+            if closed == cur.closed and override == cur.override:
                 self._remember(command_id)
                 return True
-            new = {"closed": closed, "reason": reason, "at": iso(self._now()), "override": override,
-                   "command_id": command_id if command_id is not None else self._state["command_id"]}
+            new = BreakerState(closed=closed, reason=reason, at=iso(self.clock.now()), override=override,
+                               command_id=command_id if command_id is not None else cur.command_id)
             self.journal.save(new)  # journal first: a crash now still ends in the commanded state
             self._state = new
             self.output.value = self._coil(closed)
@@ -178,16 +171,16 @@ class RelayBreaker:
             if self._replayed(command_id):
                 log.warning("breaker: ignored replayed release #%s", command_id)
                 return False
-            if not self._state["override"]:
+            cur = self._state
+            if not cur.override:
                 self._remember(command_id)
                 return True
-            new = dict(self._state, override=False, reason=f"{self._state['reason']}; override released: {reason}",
-                       at=iso(self._now()))
-            if command_id is not None:
-                new["command_id"] = command_id
+            new = replace(cur, override=False, reason=f"{cur.reason}; override released: {reason}",
+                          at=iso(self.clock.now()),
+                          command_id=command_id if command_id is not None else cur.command_id)
             self.journal.save(new)
             self._state = new
-        log.warning("breaker override released (%s); it stays %s", reason, "closed" if new["closed"] else "open")
+        log.warning("breaker override released (%s); it stays %s", reason, "closed" if new.closed else "open")
         return True
 
     def shutdown(self) -> None:
@@ -199,10 +192,10 @@ class RelayBreaker:
 
     # -- helpers ------------------------------------------------------------------------------
     def _replayed(self, command_id: int | None) -> bool:
-        last = self._state.get("command_id")
+        last = self._state.command_id
         return command_id is not None and last is not None and command_id <= last
 
     def _remember(self, command_id: int | None) -> None:
-        if command_id is not None and command_id != self._state.get("command_id"):
-            self._state = dict(self._state, command_id=command_id)
+        if command_id is not None and command_id != self._state.command_id:
+            self._state = replace(self._state, command_id=command_id)
             self.journal.save(self._state)

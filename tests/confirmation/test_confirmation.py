@@ -72,13 +72,7 @@ def run_settled(rig, steps, dt=HALF_HOUR):
 
 
 def breaker_on(tmp_path, factory, **kw):
-    return lambda: RelayBreaker(17, tmp_path / "breaker.json", pin_factory=factory, now=None or _now(), **kw)
-
-
-def _now():
-    from datetime import datetime, timezone
-
-    return lambda: datetime.now(timezone.utc)
+    return lambda: RelayBreaker(17, tmp_path / "breaker.json", pin_factory=factory, **kw)
 
 
 def test_matching_confirmations_release_the_data_once_a_day(make_rig):
