@@ -18,20 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from .clock import UTC
+from .clock import from_epoch, to_epoch
 from .datatypes import DataType
 from .domain import Action, Company, Contract, ContractChange, Reading, Role
 from .interfaces import BreakerState
 from .schedule import parse_switch, switch_to_wire
 from .store_schema import migrate
-
-
-def ts(dt: datetime) -> float:
-    return dt.timestamp()
-
-
-def from_ts(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
 
 
 @dataclass(frozen=True)
@@ -138,7 +130,7 @@ class Store:
     def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime) -> int:
         with self.transaction():
             cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at)"
-                                  " VALUES(?,?,?,?)", (action, reason, int(override), ts(at)))
+                                  " VALUES(?,?,?,?)", (action, reason, int(override), to_epoch(at)))
             return int(cur.lastrowid)
 
     _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome"
@@ -158,18 +150,18 @@ class Store:
         """Record the outcome once; False if it was already recorded."""
         with self.transaction():
             return self.db.execute("UPDATE breaker_requests SET applied_at=?, outcome=? WHERE id=? AND applied_at"
-                                   " IS NULL", (ts(at), outcome, request_id)).rowcount == 1
+                                   " IS NULL", (to_epoch(at), outcome, request_id)).rowcount == 1
 
     @staticmethod
     def _breaker_request(r: tuple) -> BreakerRequest:
-        return BreakerRequest(r[0], r[1], r[2], bool(r[3]), from_ts(r[4]),
-                              from_ts(r[5]) if r[5] is not None else None, r[6])
+        return BreakerRequest(r[0], r[1], r[2], bool(r[3]), from_epoch(r[4]),
+                              from_epoch(r[5]) if r[5] is not None else None, r[6])
 
     # -- readings -----------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> None:
         self.db.execute(
             "INSERT INTO readings(seq, interval_start, interval_end, quality, body) VALUES(?,?,?,?,?)",
-            (reading.seq, ts(reading.interval_start), ts(reading.interval_end), reading.quality,
+            (reading.seq, to_epoch(reading.interval_start), to_epoch(reading.interval_end), reading.quality,
              json.dumps(reading.as_json(), ensure_ascii=False)),
         )
 
@@ -177,10 +169,10 @@ class Store:
         q, args = "SELECT body FROM readings WHERE 1=1", []
         if since is not None:
             q += " AND interval_end > ?"
-            args.append(ts(since))
+            args.append(to_epoch(since))
         if until is not None:
             q += " AND interval_end <= ?"
-            args.append(ts(until))
+            args.append(to_epoch(until))
         return [json.loads(r[0]) for r in self.db.execute(q + " ORDER BY seq", args)]
 
     def last_reading(self) -> dict[str, Any] | None:
@@ -190,7 +182,7 @@ class Store:
     def prune_readings(self, before: datetime) -> int:
         """Drop readings (and their entitlement log) older than the retention; the outbox keeps its copies."""
         with self.transaction():
-            cur = self.db.execute("SELECT max(seq) FROM readings WHERE interval_end < ?", (ts(before),))
+            cur = self.db.execute("SELECT max(seq) FROM readings WHERE interval_end < ?", (to_epoch(before),))
             (upto,) = cur.fetchone()
             if upto is None:
                 return 0
@@ -220,7 +212,7 @@ class Store:
                 data_types=tuple(DataType(t) for t in json.loads(r[4])),
                 send_interval=timedelta(seconds=r[5]),
                 menu=r[6],
-                since=from_ts(r[7]) if r[7] is not None else None,
+                since=from_epoch(r[7]) if r[7] is not None else None,
                 change_id=r[8],
             )
             for r in rows
@@ -237,7 +229,7 @@ class Store:
             " since, change_id) VALUES(?,?,?,?,?,?,?,?,?)",
             (c.company.code, c.role.value, c.company.name, c.company.server,
              json.dumps([t.value for t in c.data_types]), c.send_interval.total_seconds(), c.menu,
-             ts(c.since) if c.since else None, c.change_id),
+             to_epoch(c.since) if c.since else None, c.change_id),
         )
 
     def remove_contract(self, company_code: str) -> None:
@@ -251,7 +243,7 @@ class Store:
             (ch.kind.value, ch.action.value, ch.company.code, ch.company.name, ch.company.server,
              json.dumps([t.value for t in ch.data_types]), ch.menu,
              ch.send_interval.total_seconds() if ch.send_interval else None,
-             json.dumps(switch_to_wire(ch.switch)), ch.source, ch.serial, ts(ch.received_at),
+             json.dumps(switch_to_wire(ch.switch)), ch.source, ch.serial, to_epoch(ch.received_at),
              json.dumps(ch.document, ensure_ascii=False)),
         )
         return int(cur.lastrowid)
@@ -284,12 +276,12 @@ class Store:
             switch=parse_switch(json.loads(r[9])),
             source=r[10],
             serial=r[11],
-            received_at=from_ts(r[12]),
+            received_at=from_epoch(r[12]),
             document=json.loads(r[13]),
         )
         book = {
             "state": r[14],
-            "last_applied": from_ts(r[15]) if r[15] is not None else None,
+            "last_applied": from_epoch(r[15]) if r[15] is not None else None,
             "applied_count": r[16],
             "note": r[17],
         }
@@ -298,7 +290,7 @@ class Store:
     def mark_applied(self, change_id: int, occurrence: datetime, state: str, note: str) -> None:
         self.db.execute(
             "UPDATE changes SET last_applied=?, applied_count=applied_count+1, state=?, note=? WHERE id=?",
-            (ts(occurrence), state, note, change_id),
+            (to_epoch(occurrence), state, note, change_id),
         )
 
     def set_change_state(self, change_id: int, state: str, note: str | None = None) -> bool:
@@ -325,13 +317,13 @@ class Store:
             self.db.execute(
                 "INSERT OR REPLACE INTO card_documents(company_code, menu, kind, serial, read_at, slot, document)"
                 " VALUES(?,?,?,?,?,?,?)",
-                (card.code, card.menu or "", card.kind, card.serial, ts(card.read_at), card.slot, card.document))
+                (card.code, card.menu or "", card.kind, card.serial, to_epoch(card.read_at), card.slot, card.document))
 
     def stored_cards(self) -> list[StoredCard]:
         """Oldest first, in the order stored (a replaced one moves to the end; clock steps do not matter)."""
         rows = self.db.execute("SELECT company_code, menu, kind, serial, read_at, slot, document FROM card_documents"
                                " ORDER BY rowid").fetchall()
-        return [StoredCard(r[0], r[1] or None, r[2], r[3], from_ts(r[4]), r[5], bytes(r[6])) for r in rows]
+        return [StoredCard(r[0], r[1] or None, r[2], r[3], from_epoch(r[4]), r[5], bytes(r[6])) for r in rows]
 
     def forget_card(self, company_code: str, menu: str | None) -> bool:
         with self.transaction():
@@ -343,7 +335,7 @@ class Store:
                     **detail: Any) -> int:
         cur = self.db.execute(
             "INSERT INTO alerts(at, kind, company_code, message, message_ja, detail) VALUES(?,?,?,?,?,?)",
-            (ts(at), kind, company_code, message, message_ja, json.dumps(detail, ensure_ascii=False)))
+            (to_epoch(at), kind, company_code, message, message_ja, json.dumps(detail, ensure_ascii=False)))
         return int(cur.lastrowid)
 
     def alerts(self, include_cleared: bool = False, limit: int = 50) -> list[dict[str, Any]]:
@@ -351,24 +343,24 @@ class Store:
         if not include_cleared:
             q += " WHERE cleared IS NULL"
         rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [{"id": r[0], "at": from_ts(r[1]), "kind": r[2], "company_code": r[3], "message": r[4],
+        return [{"id": r[0], "at": from_epoch(r[1]), "kind": r[2], "company_code": r[3], "message": r[4],
                  "message_ja": r[5], "detail": json.loads(r[6]), "cleared": r[7] is not None} for r in rows]
 
     def clear_alert(self, alert_id: int, at: datetime) -> None:
-        self.db.execute("UPDATE alerts SET cleared=? WHERE id=? AND cleared IS NULL", (ts(at), alert_id))
+        self.db.execute("UPDATE alerts SET cleared=? WHERE id=? AND cleared IS NULL", (to_epoch(at), alert_id))
 
     # -- outbox (store-and-forward) -------------------------------------------------------
     def enqueue(self, topic: str, payload: dict[str, Any], release_at: datetime, company_code: str | None) -> None:
         self.db.execute(
             "INSERT INTO outbox(topic, payload, company_code, release_at) VALUES(?,?,?,?)",
             (topic, json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(), company_code,
-             ts(release_at)),
+             to_epoch(release_at)),
         )
 
     def released(self, now: datetime, after_id: int, limit: int) -> list[OutboxRow]:
         rows = self.db.execute(
             "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ? ORDER BY id LIMIT ?",
-            (after_id, ts(now), limit),
+            (after_id, to_epoch(now), limit),
         ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 

@@ -117,7 +117,7 @@ def build_breaker(cfg: MeterConfig, clock: Clock) -> Breaker | None:
         return RelayBreaker(b.pin, b.journal, feedback_pin=b.feedback_pin, active_high=b.active_high,
                             normally_closed=b.normally_closed, feedback_active_high=b.feedback_active_high,
                             default_closed=not cfg.confirmation.new_building,
-                            pin_factory=make_pin_factory(b.pin_factory), now=clock.now)
+                            pin_factory=make_pin_factory(b.pin_factory), clock=clock)
     except Exception as exc:  # gpiozero: no such pin, no pin library, pin busy
         raise ConfigError(f"breaker.pin: cannot drive GPIO {b.pin}: {exc}") from None
 

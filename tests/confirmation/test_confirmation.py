@@ -107,8 +107,8 @@ def test_a_spoofed_answer_from_the_power_company_opens_the_breaker_and_notifies(
     alert, = [a for a in rig.store.alerts() if a["kind"] == "security_error"]
     assert alert["company_code"] == "A" and "OPEN" in alert["message"] and "遮断器を開きました" in alert["message_ja"]
     assert not factory.pin(17).state  # the relay is open
-    state = rig.store.get_meta("breaker")
-    assert state["closed"] is False and "security error" in state["reason"] and state["override"] is False
+    state = rig.store.breaker_state()
+    assert state.closed is False and "security error" in state.reason and state.override is False
 
     # the company's record is put right: after recheck_after the meter asks again, data flows, breaker closes
     rig.companies["A"].answer = "records"
@@ -117,7 +117,7 @@ def test_a_spoofed_answer_from_the_power_company_opens_the_breaker_and_notifies(
     drain(rig)
     got = [p["seq"] for p in rig.received("A")]
     assert got[:3] == [1, 2, 3] and len(got) == len(rig.store.entitlements("A"))  # the held ones, and on
-    assert factory.pin(17).state and rig.store.get_meta("breaker")["closed"] is True
+    assert factory.pin(17).state and rig.store.breaker_state().closed is True
 
 
 def test_a_badly_signed_answer_from_a_data_company_holds_its_data_but_not_the_power(make_rig, tmp_path):
@@ -186,12 +186,12 @@ def test_new_building_power_comes_on_at_the_first_matching_confirmation(make_rig
                    breaker=breaker_on(tmp_path, factory, default_closed=False))
     pin = factory.pin(17)
     assert [s.state for s in pin.states] == [False]  # came up open, never closed for a moment
-    assert rig.store.get_meta("breaker")["closed"] is False
+    assert rig.store.breaker_state().closed is False
     commission(rig)
     rig.service.step()
     settle(rig, 0.5)
-    assert pin.state and rig.store.get_meta("breaker")["closed"] is True
-    assert "first matching confirmation from power company A" in rig.store.get_meta("breaker")["reason"]
+    assert pin.state and rig.store.breaker_state().closed is True
+    assert "first matching confirmation from power company A" in rig.store.breaker_state().reason
     # a restart does not go dark again: the journal and the store remember
     rig.stop_service()
     factory2 = MockFactory()
