@@ -110,11 +110,9 @@ class Worker:
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self.busy = 0
 
     def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None,
                fail: Callable[[Exception], None] | None = None) -> None:
-        self.busy += 1
         self._q.put((fn, args, then, fail))
 
     def stop(self) -> None:
@@ -137,11 +135,8 @@ class Worker:
                 self._deliver(then, result)
 
     def _deliver(self, cb: Callable[[Any], None] | None, value: Any) -> None:
-        def done() -> None:
-            self.busy -= 1
-            if cb is not None:
-                cb(value)
-        self.post(done)
+        if cb is not None:
+            self.post(lambda: cb(value))
 
 
 # --- card slots ----------------------------------------------------------------------------
@@ -193,7 +188,6 @@ class CardProblemNote:
     slot: str
     at: datetime
     problem: dict[str, Any]
-    company: str | None = None
 
 
 class CardSlots:
@@ -271,7 +265,7 @@ class CardSlots:
         with self.lock:
             s = self._slot(slot)
             s.reading, s.verified, s.problem = False, None, note
-            self.problems.append(CardProblemNote(slot, self.now(), note, _company_hint(problem)))
+            self.problems.append(CardProblemNote(slot, self.now(), note))
             del self.problems[:-20]
         self.changed()
 
@@ -324,10 +318,6 @@ class CardSlots:
     def snapshot(self) -> dict[str, SlotState]:
         with self.lock:
             return {k: replace(v) for k, v in self.slots.items()}
-
-
-def _company_hint(problem: BaseException) -> str | None:
-    return getattr(problem, "company_code", None)
 
 
 # --- Fig. 9(b): Select / OK / Cancel -----------------------------------------------------------

@@ -110,10 +110,6 @@ class SevenSegment(Widget):
         out = [(" ", False)] * max(0, n - len(out)) + out[-n:]
         return out
 
-    def lit_segments(self) -> list[str]:
-        """What is shown, digit by digit: the lit segment letters, plus ``.`` for a lit dot."""
-        return ["".join(sorted(SEGMENTS.get(ch, ""))) + ("." if dot else "") for ch, dot in self.cells()]
-
     def _layout(self, *_):
         self._cells = []
         n = int(self.digits)

@@ -129,6 +129,16 @@ async def insert(app, slot, card):
     await close_drawer(app)
 
 
+class AheadClock:
+    """A meter clock running ahead of another by a fixed time."""
+
+    def __init__(self, clock, ahead: timedelta) -> None:
+        self.clock, self.ahead = clock, ahead
+
+    def now(self):
+        return self.clock.now() + self.ahead
+
+
 def supply_company(store):
     c = store.supply_contract()
     return c.company.code if c else None
@@ -205,10 +215,18 @@ async def panel_a(app, run, emu):
     when = slots["3"].when
     run.check("panel_a:unset_grey", not slots["3"].when_set and tuple(when.color)[:3] == tuple(app_grey())[:3],
               f"text={when.text} color={tuple(when.color)}")
+    # The picker starts from the meter's clock, not the wall clock: here the UI's meter clock runs
+    # three hours ahead while the picker opens (as the demo's scaled clock runs ahead), then the core's
+    # own clock again (it checks the time and releases the company's message).
+    wall_clock = emu.api.clock
+    meter_clock = emu.api.clock = AheadClock(wall_clock, timedelta(hours=3))
     await tap(slots["3"].set_time)
     await until(lambda: app.panel.datetime is not None and app.panel.datetime.is_open, 5)
+    emu.api.clock = wall_clock
     await frames(app, 2)
     picker = app.panel.datetime
+    ahead = (picker.value - meter_clock.now()).total_seconds()
+    run.check("schedule:picker_on_meter_clock", 55 <= ahead <= 121, f"starts {ahead:.0f} s after the meter's now")
     await tap(picker.hour.plus)
     await tap(picker.minute.plus)
     await shot(app, run, "panel_a_datetime")
@@ -218,7 +236,7 @@ async def panel_a(app, run, emu):
     pend = [(ch.company.code, ch.switch.at, ch.source) for ch, _ in store.changes(("pending",))]
     run.check("schedule:pending_in_core", ok, str(pend))
     at = next((a for c, a, _ in pend if c == "LOOOP"), None)
-    mins = (at - emu.clock.now()).total_seconds() / 60 if at else 0
+    mins = (at - meter_clock.now()).total_seconds() / 60 if at else 0
     run.check("schedule:time_from_buttons", at is not None and 61 <= mins <= 64, f"{mins:.1f} min ahead")
     ok = await until(lambda: slots["3"].when_set, 10)
     run.check("schedule:display_set", ok and when.text.count(":") == 1, when.text)
