@@ -1,7 +1,8 @@
 """The meter core's API: one facade that the CLI, the card readers, remote commands and the touch
 screen all use. It holds the business rules' entry points; its callers hold none.
 
-Every method does I/O (SQLite), so a UI calls it off its UI thread.
+Every method does I/O (SQLite), so a UI calls it off its UI thread. What it returns for display is
+typed and frozen (the views below); ``to_json`` gives the CLI's machine-readable form.
 """
 from __future__ import annotations
 
@@ -10,46 +11,125 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from .clock import JST, Clock, iso
-from .domain import ContractChange
+from .datatypes import DataType
+from .domain import Action, Company, Contract, ContractChange, Role, SwitchTime
 from .intake import accept_change, cancel_change
+from .interfaces import BreakerState
 from .schedule import describe
 from .sending import Sender
 from .store import Store, StoredCard
 from .trust import DocumentRejected, MalformedDocument, read_document
+from .uplink import LinkState
 
 
-def contract_overview(store: Store) -> dict:
+@dataclass(frozen=True)
+class ContractView:
+    """A contract in force: who receives which data types, how often, on which tariff menu, since when."""
+
+    role: Role
+    company: Company
+    data_types: tuple[DataType, ...]
+    menu: str | None
+    send_interval: timedelta
+    since: datetime | None
+
+    @classmethod
+    def of(cls, c: Contract) -> ContractView:
+        return cls(c.role, c.company, c.data_types, c.menu, c.send_interval, c.since)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role.value, "company": self.company.code, "name": self.company.name,
+                "server": self.company.server, "data_types": [t.value for t in self.data_types], "menu": self.menu,
+                "send_interval_s": self.send_interval.total_seconds(), "since": iso(self.since) if self.since else None}
+
+
+@dataclass(frozen=True)
+class PendingChangeView:
+    """A stored change still to take effect (56B/56C). ``last_applied``: a weekly rule's last switch."""
+
+    id: int
+    kind: Role
+    action: Action
+    company: Company
+    switch: SwitchTime
+    data_types: tuple[DataType, ...]
+    menu: str | None
+    source: str
+    last_applied: datetime | None
+
+    @property
+    def switch_text(self) -> str:
+        """``immediate``, ``2026-12-01 00:00 JST`` or ``weekly fri 18:00, mon 07:00``."""
+        return describe(self.switch)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind.value, "action": self.action.value, "company": self.company.code,
+                "name": self.company.name, "switch": self.switch_text, "data_types": [t.value for t in self.data_types],
+                "menu": self.menu, "source": self.source,
+                "last_applied": iso(self.last_applied) if self.last_applied else None}
+
+
+@dataclass(frozen=True)
+class ContractOverview:
+    in_force: tuple[ContractView, ...]
+    pending: tuple[PendingChangeView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"in_force": [c.to_json() for c in self.in_force], "pending": [p.to_json() for p in self.pending]}
+
+
+def contract_overview(store: Store) -> ContractOverview:
     """Who is in force, what is pending, and who receives which data: for the CLI and the UI."""
-    in_force = [
-        {"role": c.role.value, "company": c.company.code, "name": c.company.name, "server": c.company.server,
-         "data_types": [t.value for t in c.data_types], "menu": c.menu,
-         "send_interval_s": c.send_interval.total_seconds(), "since": iso(c.since) if c.since else None}
-        for c in store.contracts()
-    ]
-    pending = [
-        {"id": ch.id, "kind": ch.kind.value, "action": ch.action.value, "company": ch.company.code,
-         "name": ch.company.name, "switch": describe(ch.switch), "data_types": [t.value for t in ch.data_types],
-         "menu": ch.menu, "source": ch.source,
-         "last_applied": iso(book["last_applied"]) if book["last_applied"] else None}
-        for ch, book in store.changes(("pending",))
-    ]
-    return {"in_force": in_force, "pending": pending}
+    pending = tuple(
+        PendingChangeView(ch.id, ch.kind, ch.action, ch.company, ch.switch, ch.data_types, ch.menu, ch.source,
+                          book["last_applied"])
+        for ch, book in store.changes(("pending",)))
+    return ContractOverview(tuple(ContractView.of(c) for c in store.contracts()), pending)
 
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert not yet dismissed. ``breaker_open`` is the breaker's state the alert recorded (None: it
+    recorded none)."""
+
+    id: int
+    at: datetime
+    kind: str
+    company_code: str | None
+    message: str
+    message_ja: str
+    breaker_open: bool | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AlertView:
+        return cls(row["id"], row["at"], row["kind"], row["company_code"], row["message"], row["message_ja"],
+                   _recorded_breaker_open(row["detail"].get("breaker")))
+
+
+def _recorded_breaker_open(recorded: Any) -> bool | None:
+    """An alert records the breaker as its stored state (a dict) or as the word ``open``/``closed``."""
+    if recorded is None:
+        return None
+    if isinstance(recorded, dict):
+        state = BreakerState.from_json(recorded)
+        return None if state is None else not state.closed
+    return str(recorded).lower() == "open"
 
 
 @dataclass(frozen=True)
 class MeterView:
-    """Everything a display needs at one moment."""
+    """Everything a display needs at one moment. ``last_reading`` is the reading as stored and
+    published (``Reading.as_json()``, the fields of docs/protocol.md)."""
 
     meter_id: str
     now: datetime
     last_reading: dict[str, Any] | None
-    in_force: list[dict[str, Any]]
-    pending: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]
-    link: dict[str, Any] | None
+    in_force: tuple[ContractView, ...]
+    pending: tuple[PendingChangeView, ...]
+    alerts: tuple[AlertView, ...]
+    link: LinkState | None
     queued: int
-    breaker: dict[str, Any] | None
+    breaker: BreakerState | None
 
 
 class MeterAPI:
@@ -71,16 +151,17 @@ class MeterAPI:
     # -- views ---------------------------------------------------------------------------------
     def view(self) -> MeterView:
         overview = contract_overview(self.store)
+        link = self.store.get_meta("link")
         return MeterView(
             meter_id=self.meter_id,
             now=self.clock.now(),
             last_reading=self.store.last_reading(),
-            in_force=overview["in_force"],
-            pending=overview["pending"],
-            alerts=self.store.alerts(),
-            link=self.store.get_meta("link"),
+            in_force=overview.in_force,
+            pending=overview.pending,
+            alerts=tuple(AlertView.of(a) for a in self.store.alerts()),
+            link=None if link is None else LinkState(bool(link.get("connected")), link.get("detail", "")),
             queued=self.store.outbox_size(),
-            breaker=self.store.get_meta("breaker"),
+            breaker=self.store.breaker_state(),
         )
 
     def day_readings(self, day: date) -> list[dict[str, Any]]:

@@ -137,7 +137,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     _, store = open_store(args)
-    view = contract_overview(store)
+    view = contract_overview(store).to_json()
     if args.json:
         print(json.dumps(view, ensure_ascii=False, indent=2))
         return 0

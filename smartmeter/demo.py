@@ -112,7 +112,7 @@ def _run_plain(system: EmulatedSystem, deadline: float | None, running) -> None:
         r = v.last_reading or {}
         got = " ".join(f"{c}={x['count']}" for c, x in s["received"].items())
         print(f"{v.now.astimezone(JST):%H:%M} JST  power {r.get('power_w')} W  energy {r.get('energy_wh')} Wh  "
-              f"supply {next((c['company'] for c in v.in_force if c['role'] == 'supply'), '-')}  "
+              f"supply {next((c.company.code for c in v.in_force if c.role == 'supply'), '-')}  "
               f"queued {v.queued}  received: {got}", flush=True)
 
 
@@ -132,10 +132,10 @@ def _render(s: dict, system: EmulatedSystem):
 
     v = s["view"]
     r = v.last_reading or {}
-    link = v.link or {}
+    link = v.link
     head = (f"[b]スマートメーター デモ[/b]  meter {v.meter_id}   simulated {v.now.astimezone(JST):%Y-%m-%d %H:%M} JST "
             f"(x{system.speed:g})   broker {system.broker.host}:{system.broker.port} "
-            f"{'[green]connected[/]' if link.get('connected') else '[red]' + str(link.get('detail', '')) + '[/]'}")
+            f"{'[green]connected[/]' if link and link.connected else '[red]' + (link.detail if link else '') + '[/]'}")
     p = r.get("power_w")
     flow = "—" if p is None else ("forward 順潮流" if p > 5 else "reverse 逆潮流" if p < -5 else "no load 無負荷")
     measured = Table.grid(padding=(0, 3))
@@ -147,10 +147,11 @@ def _render(s: dict, system: EmulatedSystem):
                      f"reading seq {r.get('seq')}   queued {v.queued}")
     contracts = Table("role", "company", "data types it receives", "menu / switch", expand=True)
     for c in v.in_force:
-        contracts.add_row(c["role"], f"{c['company']} {c['name']}", ", ".join(c["data_types"]), c["menu"] or "")
+        contracts.add_row(c.role.value, f"{c.company.code} {c.company.name}", ", ".join(t.value for t in c.data_types),
+                          c.menu or "")
     for pnd in v.pending:
-        contracts.add_row(f"[yellow]pending #{pnd['id']}[/]", f"{pnd['company']} {pnd['name']}",
-                          ", ".join(pnd["data_types"]), f"{pnd['action']} at {pnd['switch']}")
+        contracts.add_row(f"[yellow]pending #{pnd.id}[/]", f"{pnd.company.code} {pnd.company.name}",
+                          ", ".join(t.value for t in pnd.data_types), f"{pnd.action.value} at {pnd.switch_text}")
     who = Table("company", "readings received", "last payload (exactly its data types)", "events", expand=True)
     for code, x in s["received"].items():
         last = x["last"] or {}

@@ -89,13 +89,13 @@ def run_emulation(size, panel: str, language: str, fullscreen: bool = False, att
 
 
 def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False) -> int:
-    from ui.app import UiSettings, build_app_class, prepare_kivy
+    from ui.app import UiSettings, create_app, prepare_kivy
 
     prepare_kivy(size, fullscreen)
     slots = emu.card_slots(("1", "2", "3", "4"))
     readers = emu.start_card_readers(slots.callbacks())
     try:
-        build_app_class()(emu.api, slots, UiSettings(panel=panel, language=language), emulation=emu.control).run()
+        create_app(emu.api, slots, UiSettings(panel=panel, language=language), emulation=emu.control).run()
     finally:
         for r in readers:
             r.stop()
@@ -107,7 +107,7 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
     from appliance.clock import SystemClock
     from appliance.config import load_config
     from appliance.trust.keys import load_public
-    from ui.app import UiSettings, build_app_class, prepare_kivy
+    from ui.app import UiSettings, create_app, prepare_kivy
     from ui.model import CardSlots
 
     from .assembly import card_check, meter_api
@@ -133,7 +133,7 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
             from drivers.cards.nfc import NfcSlot
 
             watchers.append(NfcSlot("4", cfg["nfc"], slots.callbacks()).start())
-        build_app_class()(api, slots, settings).run()
+        create_app(api, slots, settings).run()
     finally:
         for w in watchers:
             w.stop()

@@ -1,12 +1,16 @@
 """Display texts in Japanese (default) and English, and the dates people see (JST).
 
-No Kivy here: the presenter and the tests use it too.
+Every string the touch screen shows is here. No Kivy here: the presenter and the tests use it too.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from appliance.clock import JST
+from appliance.datatypes import DataType
+from appliance.domain import SwitchTime
+from appliance.schedule import DAYS
 
 CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 CJK_FONT_BOLD = "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"
@@ -21,8 +25,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "tab_alerts": ("お知らせ", "Alerts"),
     "lang_toggle": ("English", "日本語"),
     "power_now": ("現在の電力", "Present power"),
-    "energy_register": ("積算電力量 (買電)", "Energy register (import)"),
-    "export_register": ("積算電力量 (売電)", "Export register"),
+    "power_unit": ("W", "W"),
+    "energy_register": ("積算電力量 (買電) kWh", "Energy register (import) kWh"),
     "forward": ("順潮流", "Forward"),
     "reverse": ("逆潮流", "Reverse"),
     "state_forward": ("順潮流計量中", "Forward flow: measuring"),
@@ -44,12 +48,16 @@ TEXTS: dict[str, tuple[str, str]] = {
     "datetime_unset": ("----/--/-- --:--", "----/--/-- --:--"),
     "datetime_set": ("日時設定", "Set date-time"),
     "switch_at": ("切換日時", "Switch at"),
+    "switch_immediate": ("即時", "now"),
+    "switch_weekly": ("毎週 {days}", "weekly {days}"),
     "set_ok": ("設定", "Set"),
     "set_clear": ("解除", "Clear"),
     "set_back": ("戻る", "Back"),
     "day": ("日", "Day"),
     "hour": ("時", "Hour"),
     "minute": ("分", "Min"),
+    "step_down": ("−", "−"),
+    "step_up": ("+", "+"),
     "panel_b_title": ("会社・料金メニュー", "Companies and tariff menus"),
     "panel_b_empty": ("カードを差し込むと会社が一覧に加わります", "Insert a card to add its company to the list"),
     "select": ("選択", "Select"),
@@ -130,16 +138,33 @@ class Texts:
         text = TEXTS[key][self.index]
         return text.format(**fmt) if fmt else text
 
-    def data_types(self, names: list[str]) -> str:
+    def data_types(self, types: Iterable[DataType]) -> str:
         sep = "・" if self.lang == "ja" else ", "
-        return sep.join(DATA_TYPE_NAMES.get(n, (n, n))[self.index] for n in names)
+        return sep.join(DATA_TYPE_NAMES.get(t.value, (t.value, t.value))[self.index] for t in types)
 
     def when(self, dt: datetime | None) -> str:
         if dt is None:
             return TEXTS["datetime_unset"][0]
         return dt.astimezone(JST).strftime("%Y/%m/%d %H:%M")
 
+    def switch(self, switch: SwitchTime) -> str:
+        """When a pending change switches: at once, at a date-time, or on weekly days (JST)."""
+        if switch.immediate:
+            return self.t("switch_immediate")
+        if switch.at is not None:
+            return self.when(switch.at)
+        return self.t("switch_weekly", days=", ".join(f"{DAYS[s.day]} {s.at}" for s in switch.weekly))
+
     def reason(self, problem: dict | None) -> str:
         if not problem:
             return ""
         return (problem.get("reason_ja") if self.lang == "ja" else None) or problem.get("reason", "")
+
+
+def stamp(value: datetime | str | None) -> str:
+    """A moment as the screens show it (JST, to the second); ``value`` as a datetime or ISO-8601."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(JST).strftime("%m/%d %H:%M:%S")

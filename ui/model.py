@@ -21,10 +21,12 @@ import queue
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
+from appliance.api import ContractView
 from appliance.clock import JST
 from appliance.domain import ContractChange, SwitchTime
+from appliance.interfaces import BreakerState
 from appliance.store import StoredCard
 
 log = logging.getLogger(__name__)
@@ -44,20 +46,15 @@ class FlowMarks:
     reverse: str
 
 
-def breaker_is_open(breaker: dict[str, Any] | None) -> bool:
-    if not breaker:
-        return False
-    if "closed" in breaker:  # appliance.breaker mirrors {"closed", "reason", "at", ...}
-        return not breaker["closed"]
-    if "open" in breaker:
-        return bool(breaker["open"])
-    return str(breaker.get("state", "")).lower() in ("open", "tripped", "opened")
+def breaker_is_open(breaker: BreakerState | None) -> bool:
+    return breaker is not None and not breaker.closed
 
 
-def flow_marks(last_reading: dict[str, Any] | None, breaker: dict[str, Any] | None,
+def flow_marks(last_reading: dict[str, Any] | None, breaker: BreakerState | None,
                no_load_w: float = 5.0) -> FlowMarks:
     """Fig. 7: forward blinks on forward flow, both light on no load, reverse blinks on reverse flow,
-    both blink when the breaker (switch) is open."""
+    both blink when the breaker (switch) is open. ``last_reading`` is the reading as stored
+    (:attr:`appliance.api.MeterView.last_reading`)."""
     if breaker_is_open(breaker):
         return FlowMarks("breaker_open", BLINK, BLINK)
     power = (last_reading or {}).get("power_w")
@@ -69,8 +66,6 @@ def flow_marks(last_reading: dict[str, Any] | None, breaker: dict[str, Any] | No
         return FlowMarks("reverse", OFF, BLINK)
     return FlowMarks("no_load", ON, ON)
 
-
-# --- the worker: no I/O on the UI thread ---------------------------------------------------
 
 # --- usage chart ---------------------------------------------------------------------------
 
@@ -105,6 +100,8 @@ def half_hour_usage(day: date, rows: Iterable[dict[str, Any]]) -> DayUsage:
     return DayUsage(slots, sorted(bad), sum(v for v in slots if v is not None), n)
 
 
+# --- the worker: no I/O on the UI thread ---------------------------------------------------
+
 class Worker:
     """One background thread that runs API calls in order; results come back through ``post``."""
 
@@ -113,11 +110,9 @@ class Worker:
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self.busy = 0
 
     def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None,
                fail: Callable[[Exception], None] | None = None) -> None:
-        self.busy += 1
         self._q.put((fn, args, then, fail))
 
     def stop(self) -> None:
@@ -140,11 +135,8 @@ class Worker:
                 self._deliver(then, result)
 
     def _deliver(self, cb: Callable[[Any], None] | None, value: Any) -> None:
-        def done() -> None:
-            self.busy -= 1
-            if cb is not None:
-                cb(value)
-        self.post(done)
+        if cb is not None:
+            self.post(lambda: cb(value))
 
 
 # --- card slots ----------------------------------------------------------------------------
@@ -183,15 +175,12 @@ def entry_key(entry: dict[str, Any]) -> tuple[str, str | None]:
     return (entry["code"], entry.get("menu"))
 
 
-def is_in_force(entry: dict[str, Any] | None, in_force: list[dict[str, Any]]) -> bool:
+def is_in_force(entry: dict[str, Any] | None, in_force: Sequence[ContractView]) -> bool:
     """Whether a card's company (and tariff menu, if the card names one) is the contract in force."""
     if not entry:
         return False
-    for c in in_force:
-        if c["company"] == entry["code"] and c["role"] == entry["kind"]:
-            if entry.get("menu") is None or entry["menu"] == c.get("menu"):
-                return True
-    return False
+    return any(c.company.code == entry["code"] and c.role.value == entry["kind"] and
+               (entry.get("menu") is None or entry["menu"] == c.menu) for c in in_force)
 
 
 @dataclass
@@ -199,7 +188,6 @@ class CardProblemNote:
     slot: str
     at: datetime
     problem: dict[str, Any]
-    company: str | None = None
 
 
 class CardSlots:
@@ -277,7 +265,7 @@ class CardSlots:
         with self.lock:
             s = self._slot(slot)
             s.reading, s.verified, s.problem = False, None, note
-            self.problems.append(CardProblemNote(slot, self.now(), note, _company_hint(problem)))
+            self.problems.append(CardProblemNote(slot, self.now(), note))
             del self.problems[:-20]
         self.changed()
 
@@ -332,10 +320,6 @@ class CardSlots:
             return {k: replace(v) for k, v in self.slots.items()}
 
 
-def _company_hint(problem: BaseException) -> str | None:
-    return getattr(problem, "company_code", None)
-
-
 # --- Fig. 9(b): Select / OK / Cancel -----------------------------------------------------------
 
 @dataclass
@@ -348,7 +332,7 @@ class CompanyPicker:
     original: int | None = None
     highlight: int | None = None
 
-    def update(self, entries: list[dict[str, Any]], in_force: list[dict[str, Any]]) -> None:
+    def update(self, entries: list[dict[str, Any]], in_force: Sequence[ContractView]) -> None:
         keys = [entry_key(e) for e in self.entries]
         moved = self.highlight is not None and self.highlight != self.original
         current_key = keys[self.highlight] if self.highlight is not None and self.highlight < len(keys) else None

@@ -15,6 +15,7 @@ DIM = (0.55, 0.57, 0.62, 1)
 GREY = (0.38, 0.39, 0.42, 1)
 ACCENT = (0.20, 0.55, 0.95, 1)
 LIT = (1.0, 0.72, 0.15, 1)  # a lit card-select button / mark
+ON_LIT = (0.1, 0.1, 0.1, 1)  # text on a lit button
 GOOD = (0.25, 0.75, 0.40, 1)
 BAD = (0.90, 0.30, 0.28, 1)
 SEG_ON = (0.35, 1.0, 0.55, 1)
@@ -108,10 +109,6 @@ class SevenSegment(Widget):
         n = int(self.digits)
         out = [(" ", False)] * max(0, n - len(out)) + out[-n:]
         return out
-
-    def lit_segments(self) -> list[str]:
-        """What is shown, digit by digit: the lit segment letters, plus ``.`` for a lit dot."""
-        return ["".join(sorted(SEGMENTS.get(ch, ""))) + ("." if dot else "") for ch, dot in self.cells()]
 
     def _layout(self, *_):
         self._cells = []

@@ -127,7 +127,7 @@ def _rss_mib(pid: int | str = "self") -> float:
 
 
 def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: Path) -> None:
-    from ui.app import UiSettings, build_app_class, prepare_kivy
+    from ui.app import UiSettings, create_app, prepare_kivy
 
     prepare_kivy(size)
     from kivy.config import Config
@@ -147,15 +147,15 @@ def child(kind: str, out: Path, seconds: float, size: tuple[int, int], workdir: 
         emu = attach(workdir)  # the kiosk's arrangement: the meter's store, the card readers, no drawer
         slots = emu.card_slots(("1", "2", "3"))
         readers = emu.start_card_readers(slots.callbacks())
-        app = build_app_class()(emu.api, slots, UiSettings(panel="a"))
+        app = create_app(emu.api, slots, UiSettings(panel="a"))
         screens = ("meter", "contracts", "usage")
 
         def target(i):
             name = screens[i % len(screens)]
             # shown: the tab's screen is the only one in the manager (the switch is complete) and drawn
-            return app.widgets[f"nav_{name}"], lambda: (app.sm.current_screen is not None and
-                                                         app.sm.current_screen.name == name and
-                                                         len(app.sm.children) == 1)
+            return app.nav.tabs[name], lambda: (app.sm.current_screen is not None and
+                                                app.sm.current_screen.name == name and
+                                                len(app.sm.children) == 1)
     else:
         class Empty(App):
             def build(self):

@@ -13,12 +13,13 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "cards"))  # cardkit: the car
 
 from cardkit import METER, Pki, new_pki  # noqa: E402
 
-from appliance.api import MeterAPI  # noqa: E402
+from appliance.api import ContractView, MeterAPI  # noqa: E402
 from appliance.clock import JST, ManualClock  # noqa: E402
 from appliance.datatypes import DataType  # noqa: E402
 from appliance.domain import Action, Company, Role, SwitchTime  # noqa: E402
+from appliance.interfaces import BreakerState  # noqa: E402
 from appliance.store import Store  # noqa: E402
-from appliance.trust import verify_document  # noqa: E402
+from appliance.documents import CardCheck  # noqa: E402
 from appliance.trust.rejections import Replayed, UntrustedCertificate  # noqa: E402
 from ui.model import CardSlots, CompanyPicker, flow_marks, half_hour_usage  # noqa: E402
 
@@ -71,11 +72,8 @@ def meter(tmp_path, pki):
     clock = ManualClock(NOW)
     api = MeterAPI(Store(tmp_path / "meter.db"), METER, timedelta(minutes=30), clock)
 
-    def verify(raw, last_serial=api.store.last_serial):
-        return verify_document(raw, root_public_key=pki.root_public, meter_id=METER, now=clock.now(),
-                               last_serial=last_serial)
-
-    yield SimpleNamespace(api=api, clock=clock, verify=verify, verify_stored=lambda raw: verify(raw, None))
+    check = CardCheck(pki.root_public, METER, clock, api.store)  # the core's one check of a card
+    yield SimpleNamespace(api=api, clock=clock, verify=check, verify_stored=check.stored)
     api.store.close()
 
 
@@ -123,7 +121,7 @@ def test_an_expired_stored_card_is_not_listed(pki, meter, caplog):
 
 def test_picker_select_cancel_ok():
     entries = [{"code": c, "name": c, "kind": "supply", "menu": None, "data_types": []} for c in ("A", "B", "C")]
-    in_force = [{"company": "B", "role": "supply", "menu": None}]
+    in_force = (ContractView(Role.SUPPLY, Company("B", "B"), (), None, timedelta(minutes=30), None),)
     p = CompanyPicker()
     p.update(entries, in_force)
     assert p.chosen()["code"] == "B"
@@ -150,9 +148,10 @@ def test_fig7_mark_rules():
     assert modes({"power_w": 800.0}) == ("blink", "off")
     assert modes({"power_w": 0.0}) == ("on", "on")
     assert modes({"power_w": -500.0}) == ("off", "blink")
-    assert modes({"power_w": 800.0}, {"state": "open"}) == ("blink", "blink")
-    assert modes({"power_w": 0.0}, {"closed": False, "reason": "confirmation failed"}) == ("blink", "blink")
-    assert modes({"power_w": 0.0}, {"closed": True}) == ("on", "on")
+    assert modes({"power_w": 800.0}, BreakerState(closed=False)) == ("blink", "blink")
+    assert modes({"power_w": 0.0}, BreakerState.from_json({"closed": False, "reason": "confirmation failed"})) == (
+        "blink", "blink")
+    assert modes({"power_w": 0.0}, BreakerState(closed=True)) == ("on", "on")
     assert flow_marks(None, None).state == "unknown"
 
 

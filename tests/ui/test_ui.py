@@ -39,8 +39,9 @@ def test_select_card_switches_contract_in_core_and_on_mqtt(panel_a):
 
 
 def test_schedule_switch_by_date_time(panel_a):
-    expect(panel_a, "panel_a:unset_grey", "schedule:pending_in_core", "schedule:time_from_buttons",
-           "schedule:display_set", "schedule:on_mqtt", "schedule:not_yet_switched")
+    """The picker starts from the meter's clock: the scenario runs the meter's clock ahead of the wall's."""
+    expect(panel_a, "panel_a:unset_grey", "schedule:picker_on_meter_clock", "schedule:pending_in_core",
+           "schedule:time_from_buttons", "schedule:display_set", "schedule:on_mqtt", "schedule:not_yet_switched")
 
 
 def test_rejected_card_shows_reason(panel_a):
