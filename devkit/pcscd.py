@@ -12,6 +12,7 @@ make it work:
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from drivers.cards.vpcd import BASE_PORT, EMULATION_SLOTS
 from .process import ChildProcess
 
 VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
+DEFAULT_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
 def write_vpcd_config(workdir: Path, base_port: int = BASE_PORT) -> Path:
@@ -80,9 +82,16 @@ class Pcscd:
             raise RuntimeError("; ".join(missing))
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = write_vpcd_config(self.workdir)
-        pcscd = shutil.which("pcscd") or "/usr/sbin/pcscd"
+        argv = [shutil.which("pcscd") or "/usr/sbin/pcscd", "-f", "-c", str(conf)]
+        socket_name = Path(os.environ.get("PCSCLITE_CSOCK_NAME") or DEFAULT_SOCKET)
+        if socket_name != DEFAULT_SOCKET:
+            # pcscd always listens in /run/pcscd: in a mount namespace of its own, that folder is the
+            # one the clients were pointed at (devkit.isolation)
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                    'mkdir -p /run/pcscd && mount --bind "$0" /run/pcscd && shift && exec "$@"',
+                    str(socket_name.parent), "-", *argv]
         wanted = {s.reader for s in EMULATION_SLOTS}
-        self.child = ChildProcess([pcscd, "-f", "-c", conf], self.workdir / "pcscd.log")
+        self.child = ChildProcess(argv, self.workdir / "pcscd.log")
         self.child.start(lambda: wanted <= set(offered_readers() or []), timeout=timeout,
                          what=f"pcscd offering {sorted(wanted)}")
         return self

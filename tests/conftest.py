@@ -4,14 +4,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from appliance.clock import JST, ManualClock
-from devkit.mosquitto import LocalMosquitto
+from devkit.isolation import isolated_environment
+
+# Before anything imports drivers.cards or talks PC/SC: this run's own virtual readers, so two runs on
+# one machine never share them (the emulation processes and subprocesses the tests start inherit it).
+os.environ.update(isolated_environment(Path(tempfile.mkdtemp(prefix="smartmeter-test-"))))
+
+from appliance.clock import JST, ManualClock  # noqa: E402
+from devkit.mosquitto import LocalMosquitto  # noqa: E402
 
 
 @pytest.fixture

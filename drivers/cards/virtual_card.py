@@ -19,10 +19,11 @@ from appliance.card_events import CardReadError
 
 from .ndef import type4_files
 from .type4 import Type4Applet
+from .vpcd import BASE_PORT
 
 log = logging.getLogger(__name__)
 
-VPCD_PORT = 35963
+VPCD_PORT = BASE_PORT  # the first virtual reader slot
 # ISO/IEC 14443-4 card as a PC/SC reader reports it: T=1, no historical bytes.
 ATR = bytes.fromhex("3B80800101")
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0, 1, 2, 4

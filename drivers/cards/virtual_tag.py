@@ -38,7 +38,8 @@ from .ndef import (
 
 log = logging.getLogger(__name__)
 
-NFC_UDP_PORT = 54321  # nfcpy's default udp port
+# nfcpy's default udp port; a test run sets its own (devkit.isolation)
+NFC_UDP_PORT = int(os.environ.get("SMARTMETER_NFC_UDP_PORT", "54321"))
 IDM = bytes.fromhex("02FE001122334455")  # 02FE: a Type 3 tag's manufacturer code prefix for NDEF-capable cards
 PMM = bytes.fromhex("03014B024F4993FF")
 

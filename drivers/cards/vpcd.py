@@ -9,9 +9,12 @@ production meter.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-BASE_PORT = 35963
+# vpcd's first port (reader.conf CHANNELID). A test run sets its own (devkit.isolation), so two runs
+# on one machine do not share virtual readers.
+BASE_PORT = int(os.environ.get("SMARTMETER_VPCD_PORT", "35963"))
 
 
 @dataclass(frozen=True)
