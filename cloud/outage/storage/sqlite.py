@@ -2,47 +2,35 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from .base import Storage
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 
-class SqliteStorage(Storage):
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    lock_rows = ""  # BEGIN IMMEDIATE already makes the claiming transaction the only writer
+class SqliteBackend:
+    # a writing transaction takes the write lock at once, so it never fails to upgrade a read lock later;
+    # it also makes the transaction the only writer, which is what claims and judging need
+    begin = "BEGIN IMMEDIATE"
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__()
         self.path = str(path)
-        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        self.create_schema()
 
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
-    def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
 
-    def _commit(self) -> None:
-        self._conn.execute("COMMIT")
+    def engine(self) -> Engine:
+        return create_engine(URL.create("sqlite", database=self.path), creator=self._connect, poolclass=NullPool,
+                             isolation_level="AUTOCOMMIT")
 
-    def _rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(sql, tuple(params))
-
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        if not rows:
-            return 0
-        return self._conn.executemany(sql, rows).rowcount
-
-    def close(self) -> None:
-        self._conn.close()
+    def serialize(self, conn: Connection, key: int) -> None:
+        """BEGIN IMMEDIATE already made this transaction the only writer."""
