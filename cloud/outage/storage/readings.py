@@ -34,7 +34,8 @@ STATUS = statement(
 READING_COUNT = statement("SELECT COUNT(*) FROM readings")
 ALL_KEYS = statement("SELECT meter_id, seq FROM readings ORDER BY meter_id, seq")
 METER_KEYS = statement("SELECT meter_id, seq FROM readings WHERE meter_id = :meter_id ORDER BY seq")
-COMM = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id IN :meter_ids", "meter_ids")
+COMM = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id = :meter_id")
+COMMS = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id IN :meter_ids", "meter_ids")
 NO_COMMUNICATION = statement(
     "SELECT meter_id FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
     "AND (last_interval_end IS NULL OR status_at > last_interval_end))",
@@ -93,7 +94,8 @@ class Readings(Database):
         return [(m, int(s)) for m, s in rows]
 
     def meter_comm(self, meter_id: str) -> MeterComm | None:
-        return self.comms([meter_id]).get(meter_id)
+        rows = self._query(COMM, {"meter_id": meter_id})
+        return _comm(rows[0]) if rows else None
 
     def no_communication(self, window_end: datetime) -> list[str]:
         """Table 2, the no-communication list: meters whose reading for the window ending at
@@ -109,6 +111,6 @@ class Readings(Database):
     def comms(self, meter_ids: Sequence[str]) -> dict[str, MeterComm]:
         out: dict[str, MeterComm] = {}
         for chunk in chunks(list(meter_ids)):
-            for row in self._query(COMM, {"meter_ids": chunk}):
+            for row in self._query(COMMS, {"meter_ids": chunk}):
                 out[row[0]] = _comm(row)
         return out
