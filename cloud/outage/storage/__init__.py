@@ -30,4 +30,4 @@ def open_storage(url: str | None = None) -> Storage:
     raise ValueError(f"unknown storage URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
-__all__ = ["Storage", "SchemaTooNew", "open_storage", "default_url", "DEFAULT_URL"]
+__all__ = ["DEFAULT_URL", "SchemaTooNew", "Storage", "default_url", "open_storage"]

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, CursorResult, Engine, Executable, TextClause, bindparam, text
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    TextClause,
+    bindparam,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -93,17 +101,11 @@ class Database:
                 yield
                 driver.execute("COMMIT")
             except BaseException:
-                self._end_failed(driver)
+                with suppress(self._engine.dialect.loaded_dbapi.Error):  # a failed COMMIT already ended it
+                    driver.execute("ROLLBACK")
                 raise
             finally:
                 self._depth = 0
-
-    @staticmethod
-    def _end_failed(driver: Any) -> None:
-        try:
-            driver.execute("ROLLBACK")
-        except Exception:  # the server already ended it (a failed COMMIT); keep the first error
-            pass
 
     def serialize(self, key: int) -> None:
         """Inside a transaction: make this the only one running among those that serialize on ``key``."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine
@@ -23,7 +24,7 @@ class SqliteBackend:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-        conn.execute("PRAGMA journal_mode=WAL")
+        _switch_to_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
         conn.execute("PRAGMA busy_timeout=60000")
         return conn
@@ -34,3 +35,20 @@ class SqliteBackend:
 
     def serialize(self, conn: Connection, key: int) -> None:
         """BEGIN IMMEDIATE already made this transaction the only writer."""
+
+
+WAL_ATTEMPTS = 1200  # 60 s at 50 ms, as long as the busy timeout
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """WAL is recorded in the file, so only the first opener of a new database switches it. SQLite answers
+    "busy" at once, without waiting as busy_timeout would, while another opener holds a lock on the same new
+    file (handlers starting together): wait here instead."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)

@@ -11,7 +11,15 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from appliance.clock import JST
-from cloud.outage.model import Area, Event, MeterState, NotificationState, OutageKind, OutageStatus, Registration
+from cloud.outage.model import (
+    Area,
+    Event,
+    MeterState,
+    NotificationState,
+    OutageKind,
+    OutageStatus,
+    Registration,
+)
 from cloud.outage.storage import SchemaTooNew, open_storage
 from cloud.outage.storage.migrations import STEPS, Step, latest, migrate, version
 
@@ -117,10 +125,10 @@ T0 = datetime(2026, 11, 23, 10, 0, tzinfo=JST).timestamp()
 # Rows as the pipeline wrote them; ids come from the tables' own counters, as they did.
 LEGACY_ROWS = {
     "registrations": [
-        "INSERT INTO registrations VALUES ('SM0000001', 'C-1', '広島県', '広島市中区', '基町', :area, 'CN1', "
-        "'c1@example.jp', '山田 太郎', 'ja', 0)",
-        "INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id) "
-        "VALUES ('SM0000002', 'C-2', '広島県', '広島市中区', '基町', :area, 'CN1')",
+        ("INSERT INTO registrations VALUES ('SM0000001', 'C-1', '広島県', '広島市中区', '基町', :area, 'CN1', "
+         "'c1@example.jp', '山田 太郎', 'ja', 0)"),
+        ("INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id) "
+         "VALUES ('SM0000002', 'C-2', '広島県', '広島市中区', '基町', :area, 'CN1')"),
     ],
     "readings": [
         "INSERT INTO readings VALUES ('SM0000001', 1, :t0 - 1800, :t0, '{\"power_w\": 500.0}', :t0 + 5)",
@@ -131,22 +139,22 @@ LEGACY_ROWS = {
         "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES ('SM0000002', :t0, :t0 + 6)",
     ],
     "outages": [
-        "INSERT INTO outages (kind, status, area, started_at, detected_at, declared_at, response_status, reason, "
-        "peak_count, current_count, source, revision, updated_at) VALUES ('area', 'declared', :area, :t0 + 60, "
-        ":t0 + 62, :t0 + 92, '調査中', '調査中', 2, 2, 'meters', 3, :t0 + 92)",
-        "INSERT INTO outages (kind, status, area, started_at, detected_at, response_status, reason, source, "
-        "concentrator_id) VALUES ('comm_fault', 'cancelled', :area, :t0, :t0, '', '', 'meters', 'CN1')",
+        ("INSERT INTO outages (kind, status, area, started_at, detected_at, declared_at, response_status, reason, "
+         "peak_count, current_count, source, revision, updated_at) VALUES ('area', 'declared', :area, :t0 + 60, "
+         ":t0 + 62, :t0 + 92, '調査中', '調査中', 2, 2, 'meters', 3, :t0 + 92)"),
+        ("INSERT INTO outages (kind, status, area, started_at, detected_at, response_status, reason, source, "
+         "concentrator_id) VALUES ('comm_fault', 'cancelled', :area, :t0, :t0, '', '', 'meters', 'CN1')"),
     ],
     "outage_members": [
         "INSERT INTO outage_members VALUES (1, 'SM0000001', :t0 + 60, NULL)",
         "INSERT INTO outage_members VALUES (1, 'SM0000002', :t0 + 60, :t0 + 600)",
     ],
     "notifications": [
-        "INSERT INTO notifications (key, event, meter_id, outage_id, urgent, state, attempts, not_before, sent_at, "
-        "created_at, detail) VALUES ('1:SM0000001:declared', 'declared', 'SM0000001', 1, 1, 'sent', 1, :t0 + 92, "
-        ":t0 + 93, :t0 + 92, '{\"revision\": 3}')",
-        "INSERT INTO notifications (key, event, meter_id, outage_id, urgent, state, not_before, created_at) "
-        "VALUES ('1:SM0000002:restored', 'restored', 'SM0000002', 1, 0, 'pending', :t0 + 600, :t0 + 600)",
+        ("INSERT INTO notifications (key, event, meter_id, outage_id, urgent, state, attempts, not_before, sent_at, "
+         "created_at, detail) VALUES ('1:SM0000001:declared', 'declared', 'SM0000001', 1, 1, 'sent', 1, :t0 + 92, "
+         ":t0 + 93, :t0 + 92, '{\"revision\": 3}')"),
+        ("INSERT INTO notifications (key, event, meter_id, outage_id, urgent, state, not_before, created_at) "
+         "VALUES ('1:SM0000002:restored', 'restored', 'SM0000002', 1, 0, 'pending', :t0 + 600, :t0 + 600)"),
     ],
     "da_events": [
         "INSERT INTO da_events (area, kind, at, reference, received_at) VALUES (:area, 'outage', :t0 + 30, 'DA-1', :t0 + 31)",
