@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 from .base import Storage
+from .migrations import SchemaTooNew
 
 DEFAULT_URL = "sqlite:///outage.db"
 
@@ -18,15 +19,15 @@ def default_url() -> str:
 def open_storage(url: str | None = None) -> Storage:
     url = url or default_url()
     if url.startswith("sqlite://"):
-        from .sqlite import SqliteStorage
+        from .sqlite import SqliteBackend
 
         # sqlite:///relative.db, sqlite:////absolute/path.db (the SQLAlchemy convention)
-        return SqliteStorage(url.removeprefix("sqlite:///"))
+        return Storage(SqliteBackend(url.removeprefix("sqlite:///")))
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStorage
+        from .postgres import PostgresBackend
 
-        return PostgresStorage(url)
+        return Storage(PostgresBackend(url))
     raise ValueError(f"unknown storage URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
-__all__ = ["Storage", "open_storage", "default_url", "DEFAULT_URL"]
+__all__ = ["DEFAULT_URL", "SchemaTooNew", "Storage", "default_url", "open_storage"]

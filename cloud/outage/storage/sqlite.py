@@ -2,47 +2,53 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
 from pathlib import Path
-from typing import Any
 
-from .base import Storage
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
 
 
-class SqliteStorage(Storage):
-    serial = "INTEGER PRIMARY KEY AUTOINCREMENT"
-    lock_rows = ""  # BEGIN IMMEDIATE already makes the claiming transaction the only writer
+class SqliteBackend:
+    # a writing transaction takes the write lock at once, so it never fails to upgrade a read lock later;
+    # it also makes the transaction the only writer, which is what claims and judging need
+    begin = "BEGIN IMMEDIATE"
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__()
         self.path = str(path)
-        # autocommit mode: transactions are explicit (BEGIN IMMEDIATE), never implicit
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
-        self._conn.execute("PRAGMA busy_timeout=60000")
-        self.create_schema()
 
     @property
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
-    def _begin(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+        _switch_to_wal(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
+        conn.execute("PRAGMA busy_timeout=60000")
+        return conn
 
-    def _commit(self) -> None:
-        self._conn.execute("COMMIT")
+    def engine(self) -> Engine:
+        return create_engine(URL.create("sqlite", database=self.path), creator=self._connect, poolclass=NullPool,
+                             isolation_level="AUTOCOMMIT")
 
-    def _rollback(self) -> None:
-        self._conn.execute("ROLLBACK")
+    def serialize(self, conn: Connection, key: int) -> None:
+        """BEGIN IMMEDIATE already made this transaction the only writer."""
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(sql, tuple(params))
 
-    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
-        if not rows:
-            return 0
-        return self._conn.executemany(sql, rows).rowcount
+WAL_ATTEMPTS = 1200  # 60 s at 50 ms, as long as the busy timeout
 
-    def close(self) -> None:
-        self._conn.close()
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    """WAL is recorded in the file, so only the first opener of a new database switches it. SQLite answers
+    "busy" at once, without waiting as busy_timeout would, while another opener holds a lock on the same new
+    file (handlers starting together): wait here instead."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)

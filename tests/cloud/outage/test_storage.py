@@ -75,3 +75,17 @@ def test_notification_keys_are_unique_and_claims_exclusive(storage_url, day_cloc
     assert [n.key for n in again] == [got_a[0].key] and again[0].attempts == 2
     assert b.finish_notification(again[0].id, "B", NotificationState.SENT, later)
     a.close(), b.close()
+
+
+def test_the_driver_connection_bulk_loads_inside_a_transaction(storage, day_clock):
+    """The hook for bulk loads the SQL layer cannot do fast (PostgreSQL COPY); rows land in the same transaction."""
+    end = day_clock.now().timestamp()
+    rows = [("m1", 1, end - 1800, end, "{}", end), ("m2", 1, end - 1800, end, "{}", end)]
+    with storage.transaction(), storage.driver_connection() as raw:
+        if storage.dialect == "postgresql":
+            with raw.cursor().copy("COPY readings (meter_id, seq, interval_start, interval_end, payload, received_at) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            raw.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?)", rows)
+    assert storage.reading_keys() == [("m1", 1), ("m2", 1)]

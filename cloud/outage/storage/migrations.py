@@ -1,0 +1,81 @@
+"""Schema versions: ordered steps, applied in order, once, by whichever process opens the database first.
+
+``schema_version`` holds one row per applied step. Opening a database runs, in one transaction, every
+step above the recorded version and records it; concurrent openers (the collector and the manager
+starting together) take turns on a lock (PostgreSQL: an advisory lock; SQLite: BEGIN IMMEDIATE), so
+each step runs once. A database newer than this code is refused. Version 1 is the schema the pipeline
+had before versions were recorded, created only where missing, so such a database keeps every row.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+)
+
+from . import schema_v1
+from .database import Database
+
+MIGRATION_LOCK = 6794865  # advisory lock key; the manager's judging uses 6794864
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+STEPS: tuple[Step, ...] = (
+    Step(1, "registrations, readings, meter_comm, outages, outage_members, notifications, da_events", schema_v1.create),
+)
+
+_metadata = MetaData()
+schema_version = Table(
+    "schema_version", _metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
+def latest(steps: Sequence[Step] = STEPS) -> int:
+    return steps[-1].version
+
+
+def migrate(db: Database, steps: Sequence[Step] = STEPS) -> int:
+    """Bring the database to the newest version in ``steps``; return that version."""
+    if [s.version for s in steps] != list(range(1, len(steps) + 1)):
+        raise ValueError("migration steps are numbered 1, 2, 3, ... in order")
+    with db.transaction():
+        db.serialize(MIGRATION_LOCK)
+        conn = db._conn
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one()
+        if current > latest(steps):
+            raise SchemaTooNew(
+                f"the database {db.display_url} has schema version {current}, newer than the {latest(steps)} "
+                "this program knows: upgrade the outage handlers before opening it"
+            )
+        for step in steps[current:]:
+            step.apply(conn)
+            conn.execute(insert(schema_version), {"version": step.version, "description": step.description})
+    return latest(steps)
+
+
+def version(db: Database) -> int:
+    """The version recorded in the database."""
+    return int(db._scalar(select(func.coalesce(func.max(schema_version.c.version), 0))))

@@ -1,0 +1,116 @@
+"""The MDMS and the meters' evidence: interval readings, and each meter's last word (the collector's)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..model import MeterComm, MeterState, Reading, StatusEvent
+from ..timeutil import from_epoch, to_epoch
+from .database import Database, chunks, statement
+
+COLUMNS = "meter_id, last_interval_end, reading_rx_at, status, status_at, status_rx_at"
+DOWN_STATES = (MeterState.POWER_FAIL.value, MeterState.OFFLINE.value)
+
+INSERT_READING = statement(
+    "INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
+    "VALUES (:meter_id, :seq, :interval_start, :interval_end, :payload, :received_at) "
+    "ON CONFLICT (meter_id, seq) DO NOTHING"
+)
+HEARD = statement(
+    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) "
+    "ON CONFLICT (meter_id) DO UPDATE SET reading_rx_at = excluded.reading_rx_at, "
+    "last_interval_end = CASE WHEN meter_comm.last_interval_end IS NULL "
+    "OR excluded.last_interval_end > meter_comm.last_interval_end "
+    "THEN excluded.last_interval_end ELSE meter_comm.last_interval_end END"
+)
+STATUS = statement(
+    "INSERT INTO meter_comm (meter_id, status, status_at, status_rx_at) VALUES (:meter_id, :status, :at, :rx) "
+    "ON CONFLICT (meter_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at, "
+    "status_rx_at = excluded.status_rx_at "
+    "WHERE meter_comm.status_at IS NULL OR excluded.status_at >= meter_comm.status_at"
+)
+READING_COUNT = statement("SELECT COUNT(*) FROM readings")
+ALL_KEYS = statement("SELECT meter_id, seq FROM readings ORDER BY meter_id, seq")
+METER_KEYS = statement("SELECT meter_id, seq FROM readings WHERE meter_id = :meter_id ORDER BY seq")
+COMM = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id = :meter_id")
+COMMS = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id IN :meter_ids", "meter_ids")
+NO_COMMUNICATION = statement(
+    "SELECT meter_id FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
+    "AND (last_interval_end IS NULL OR status_at > last_interval_end))",
+    "down",
+)
+DOWN_CANDIDATES = statement(
+    f"SELECT {', '.join('c.' + c for c in COLUMNS.split(', '))} FROM meter_comm c "
+    "JOIN registrations r ON r.meter_id = c.meter_id "
+    "WHERE c.last_interval_end IS NOT NULL AND (c.last_interval_end < :end OR c.status IN :down)",
+    "down",
+)
+
+
+def _comm(row: Sequence[Any]) -> MeterComm:
+    meter_id, last_end, rx, status, status_at, status_rx = row
+    return MeterComm(
+        meter_id=meter_id, last_interval_end=from_epoch(last_end), reading_rx_at=from_epoch(rx),
+        status=MeterState(status) if status else None, status_at=from_epoch(status_at), status_rx_at=from_epoch(status_rx),
+    )
+
+
+class Readings(Database):
+    def store_readings(self, readings: Sequence[Reading], received_at: datetime) -> int:
+        """Store readings, deduplicated on (meter_id, seq); return how many were new."""
+        if not readings:
+            return 0
+        rx = to_epoch(received_at)
+        rows = [
+            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(), json.dumps(r.payload, ensure_ascii=False), rx)
+            for r in readings
+        ]
+        newest: dict[str, float] = {}
+        for r in readings:
+            end = r.interval_end.timestamp()
+            if newest.get(r.meter_id, float("-inf")) < end:
+                newest[r.meter_id] = end
+        with self.transaction():
+            new = self._executemany(INSERT_READING, rows)
+            # sorted: a stable lock order between writers
+            self._executemany(HEARD, sorted((m, end, rx) for m, end in newest.items()))
+        return new
+
+    def store_statuses(self, events: Sequence[StatusEvent], received_at: datetime) -> None:
+        """Keep each meter's newest status by the meter's own time stamp (retained replays are older)."""
+        if not events:
+            return
+        rx = to_epoch(received_at)
+        with self.transaction():
+            self._executemany(STATUS, sorted((e.meter_id, e.state.value, e.at.timestamp(), rx) for e in events))
+
+    def reading_count(self) -> int:
+        return int(self._scalar(READING_COUNT))
+
+    def reading_keys(self, meter_id: str | None = None) -> list[tuple[str, int]]:
+        rows = self._query(ALL_KEYS) if meter_id is None else self._query(METER_KEYS, {"meter_id": meter_id})
+        return [(m, int(s)) for m, s in rows]
+
+    def meter_comm(self, meter_id: str) -> MeterComm | None:
+        rows = self._query(COMM, {"meter_id": meter_id})
+        return _comm(rows[0]) if rows else None
+
+    def no_communication(self, window_end: datetime) -> list[str]:
+        """Table 2, the no-communication list: meters whose reading for the window ending at
+        ``window_end`` is missing, or whose last word was a last gasp or Last Will."""
+        return [r[0] for r in self._query(NO_COMMUNICATION, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+
+    def down_candidates(self, window_end: datetime) -> list[MeterComm]:
+        """Registered meters that may be down: a superset the manager judges row by row.
+
+        Monitoring starts at a meter's first reading: a meter never heard from is not "silent"."""
+        return [_comm(r) for r in self._query(DOWN_CANDIDATES, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+
+    def comms(self, meter_ids: Sequence[str]) -> dict[str, MeterComm]:
+        out: dict[str, MeterComm] = {}
+        for chunk in chunks(list(meter_ids)):
+            for row in self._query(COMMS, {"meter_ids": chunk}):
+                out[row[0]] = _comm(row)
+        return out

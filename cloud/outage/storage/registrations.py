@@ -1,0 +1,85 @@
+"""Registrations (Table 1): who lives where, behind which concentrator, and how to reach them."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ..model import Area, Language, Registration
+from .database import Database, chunks, statement
+
+COLUMNS = "meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed"
+
+UPSERT = statement(
+    "INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id, "
+    "email, name, language, unsubscribed) VALUES (:meter_id, :customer_number, :prefecture, :city, :district, "
+    ":area, :concentrator_id, :email, :name, :language, :unsubscribed) "
+    "ON CONFLICT (meter_id) DO UPDATE SET customer_number = excluded.customer_number, "
+    "prefecture = excluded.prefecture, city = excluded.city, district = excluded.district, "
+    "area = excluded.area, concentrator_id = excluded.concentrator_id, email = excluded.email, "
+    "name = excluded.name, language = excluded.language, unsubscribed = excluded.unsubscribed"
+)
+SET_UNSUBSCRIBED = statement("UPDATE registrations SET unsubscribed = :unsubscribed WHERE meter_id = :meter_id")
+BY_METER = statement(f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
+IN_AREA = statement(f"SELECT {COLUMNS} FROM registrations WHERE area = :area ORDER BY meter_id")
+COUNT = statement("SELECT COUNT(*) FROM registrations")
+AREA_SIZES = statement("SELECT area, COUNT(*) FROM registrations WHERE area IN :areas GROUP BY area", "areas")
+TOPOLOGY = statement("SELECT area, concentrator_id, meter_id FROM registrations WHERE area IN :areas", "areas")
+
+
+def _registration(row: Sequence[Any]) -> Registration:
+    meter_id, customer, pref, city, district, conc, email, name, lang, unsub = row
+    return Registration(
+        meter_id=meter_id, customer_number=customer, area=Area(pref, city, district), concentrator_id=conc,
+        email=email, name=name, language=Language(lang), unsubscribed=bool(unsub),
+    )
+
+
+class Registrations(Database):
+    def upsert_registrations(self, registrations: Iterable[Registration]) -> int:
+        rows = [
+            (
+                r.meter_id, r.customer_number, r.area.prefecture, r.area.city, r.area.district, r.area.key,
+                r.concentrator_id, r.email, r.name, r.language.value, int(r.unsubscribed),
+            )
+            for r in registrations
+        ]
+        with self.transaction():
+            for chunk in chunks(rows, 5000):
+                self._executemany(UPSERT, chunk)
+        return len(rows)
+
+    def set_unsubscribed(self, meter_id: str, unsubscribed: bool = True) -> bool:
+        with self.transaction():
+            return self._execute(SET_UNSUBSCRIBED, {"unsubscribed": int(unsubscribed), "meter_id": meter_id}).rowcount > 0
+
+    def registrations(self, meter_ids: Sequence[str]) -> dict[str, Registration]:
+        out: dict[str, Registration] = {}
+        for chunk in chunks(list(meter_ids)):
+            for row in self._query(BY_METER, {"meter_ids": chunk}):
+                out[row[0]] = _registration(row)
+        return out
+
+    def registration(self, meter_id: str) -> Registration | None:
+        return self.registrations([meter_id]).get(meter_id)
+
+    def registrations_in_area(self, area: Area) -> list[Registration]:
+        return [_registration(r) for r in self._query(IN_AREA, {"area": area.key})]
+
+    def registration_count(self) -> int:
+        return int(self._scalar(COUNT))
+
+    def area_sizes(self, areas: Sequence[str]) -> dict[str, int]:
+        """Customers per area: the denominator of the indoor rule."""
+        out: dict[str, int] = {}
+        for chunk in chunks(list(areas)):
+            for area, n in self._query(AREA_SIZES, {"areas": chunk}):
+                out[area] = int(n)
+        return out
+
+    def concentrators_of_areas(self, areas: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+        """area -> concentrator -> its meters, for telling a communication fault from an outage."""
+        out: dict[str, dict[str, list[str]]] = {}
+        for chunk in chunks(list(areas)):
+            for area, conc, meter in self._query(TOPOLOGY, {"areas": chunk}):
+                out.setdefault(area, {}).setdefault(conc, []).append(meter)
+        return out
