@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from appliance.clock import from_epoch
+
 from ..model import Area, DaEvent
-from ..timeutil import from_epoch
 from .database import Database, statement
 
 INSERT = statement(

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, column, or_, select, table
 
+from appliance.clock import from_epoch, to_epoch
+
 from ..model import Event, Notification, NotificationState
-from ..timeutil import from_epoch, to_epoch
 from .database import Database, chunks, statement
 
 WAITING = (NotificationState.PENDING.value, NotificationState.RETRY.value)

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, column, select, table
 
+from appliance.clock import from_epoch, to_epoch
+
 from ..model import Area, Outage, OutageKind, OutageMember, OutageStatus
-from ..timeutil import from_epoch, to_epoch
 from .database import Database, chunks, statement
 
 FIELDS = (

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from appliance.clock import from_epoch, to_epoch
+
 from ..model import MeterComm, MeterState, Reading, StatusEvent
-from ..timeutil import from_epoch, to_epoch
 from .database import Database, chunks, statement
 
 COLUMNS = "meter_id, last_interval_end, reading_rx_at, status, status_at, status_rx_at"
