@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from appliance.errors import ConfigError
+import msgspec
+
+from appliance.config import SlotName, load_toml
 
 log = logging.getLogger("smartmeter.ui")
 
@@ -36,31 +37,31 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def load_ui_config(path: Path | None) -> dict[str, Any]:
+class UiSection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    panel: Literal["a", "b"] = "a"  # a: Fig. 9(a) three card slots; b: Fig. 9(b) one slot + company list
+    language: Literal["ja", "en"] = "ja"  # the screen has a toggle
+    meter_config: Path = Path("/etc/smartmeter/meter.toml")  # relative: to the UI config's folder
+    registry_key: Path | None = None  # default: the meter config's trust.registry_public_key
+    nfc: str = ""  # an nfcpy device for slot 4, e.g. "usb" or "tty:AMA0:pn532"
+    readers: dict[str, SlotName] = {}  # PC/SC reader name -> front-panel slot
+
+
+class UiConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ui: UiSection = UiSection()
+    base: Path = msgspec.field(default=Path("."), name="__base__")  # the file's folder
+
+
+def load_ui_config(path: Path | None) -> UiConfig:
     if path is None:
-        return {}
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such UI config file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    ui = raw.get("ui", {})
-    unknown = set(ui) - {"panel", "language", "meter_config", "registry_key", "nfc", "readers"}
-    if unknown:
-        raise ConfigError(f"{path}: ui.{sorted(unknown)[0]}: unknown key")
-    if ui.get("panel", "a") not in ("a", "b"):
-        raise ConfigError(f"{path}: ui.panel: {ui['panel']!r} must be 'a' or 'b'")
-    if ui.get("language", "ja") not in ("ja", "en"):
-        raise ConfigError(f"{path}: ui.language: {ui['language']!r} must be 'ja' or 'en'")
-    ui["_base"] = Path(path).parent
-    return ui
+        return UiConfig()
+    cfg = load_toml(path, UiConfig, what="UI config")
+    return msgspec.structs.replace(cfg, base=Path(path).parent)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     cfg = load_ui_config(args.config)
-    panel = args.panel or cfg.get("panel", "a")
-    language = args.language or cfg.get("language", "ja")
+    panel = args.panel or cfg.ui.panel
+    language = args.language or cfg.ui.language
     if args.emulate or args.attach:
         return run_emulation(args.size, panel, language, fullscreen=False, attach_to=args.attach)
     return run_kiosk(cfg, args.size, panel, language, fullscreen=not args.window)
@@ -102,7 +103,7 @@ def run_attached(emu, size, panel: str, language: str, fullscreen: bool = False)
     return 0
 
 
-def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: bool = True) -> int:
+def run_kiosk(cfg: UiConfig, size, panel: str, language: str, fullscreen: bool = True) -> int:
     """The UI on the meter itself: the store of the running meter service, the real card readers."""
     from appliance.clock import SystemClock
     from appliance.config import load_config
@@ -112,15 +113,15 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
 
     from .assembly import card_check, meter_api
 
-    base = cfg.get("_base", Path("."))
-    meter_cfg = load_config(base / cfg.get("meter_config", "/etc/smartmeter/meter.toml"))
+    ui, base = cfg.ui, cfg.base
+    meter_cfg = load_config(base / ui.meter_config)
     clock = SystemClock()
     api = meter_api(meter_cfg, clock)
     # ui.registry_key, if the installer gave one, else the meter's own trust anchor
-    root = load_public(base / cfg["registry_key"]) if cfg.get("registry_key") else None
+    root = load_public(base / ui.registry_key) if ui.registry_key else None
     check = card_check(meter_cfg, clock, api.store, root)
-    readers: dict[str, str] = dict(cfg.get("readers", {}))
-    slot_names = tuple(sorted(set(readers.values()) | ({"4"} if cfg.get("nfc") else set()))) or ("1", "2", "3")
+    readers = {name: str(slot) for name, slot in ui.readers.items()}
+    slot_names = tuple(sorted(set(readers.values()) | ({"4"} if ui.nfc else set()))) or ("1", "2", "3")
     prepare_kivy(size, fullscreen)
     slots = CardSlots(slot_names, check, clock.now, verify_stored=check.stored)
     settings = UiSettings(panel=panel, language=language, slots=slot_names[:3], panel_b_slot=slot_names[0])
@@ -129,10 +130,10 @@ def run_kiosk(cfg: dict[str, Any], size, panel: str, language: str, fullscreen: 
         from drivers.cards.pcsc import PcscSlots
 
         watchers.append(PcscSlots(slots.callbacks(), readers, only_named=bool(readers)).start())
-        if cfg.get("nfc"):
+        if ui.nfc:
             from drivers.cards.nfc import NfcSlot
 
-            watchers.append(NfcSlot("4", cfg["nfc"], slots.callbacks()).start())
+            watchers.append(NfcSlot("4", ui.nfc, slots.callbacks()).start())
         create_app(api, slots, settings).run()
     finally:
         for w in watchers:

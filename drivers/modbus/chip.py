@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from appliance.clock import Clock, SystemClock
+from appliance.config import valid_modbus_address
 from appliance.domain import Sample
 from appliance.errors import ConfigError
 
@@ -87,7 +88,7 @@ class ModbusMeteringChip:
         self.profile = profile
         self.endpoint = endpoint
         self.address = profile.default_address if address is None else address
-        if not 1 <= self.address <= 0xFF:  # 0 is broadcast: no chip answers it
+        if not valid_modbus_address(self.address):
             raise ConfigError(f"a chip's Modbus address is 1..247 (or 0xF8), not {self.address}")
         self.clock: Clock = clock or SystemClock()
         self.retries = retries
