@@ -17,7 +17,8 @@ from appliance.interfaces import BreakerState
 from appliance.store import Store
 from appliance.store_schema import LATEST, StoreVersionError
 
-# The schema exactly as written by the store before it had a version (user_version 0).
+# The schema exactly as written by the store before it had a version (user_version 0). A frozen copy on
+# purpose: the test must still describe the old files in the field if the baseline step is ever edited.
 UNVERSIONED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS readings (
