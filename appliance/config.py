@@ -131,12 +131,19 @@ class MqttSection(_Section):
     password: str | None = None
     password_file: Path | None = None  # read at start; relative: to the config file's folder
     tls: bool = False
+    ca_file: Path | None = None  # the broker's CA (a private one); default: the system's trusted CAs
+    cert_file: Path | None = None  # this party's client certificate (mutual TLS) ...
+    key_file: Path | None = None  # ... and its private key (must be 0600)
     keepalive: Annotated[int, msgspec.Meta(ge=5, le=65535)] = 30  # seconds
     will_delay: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 30  # seconds before 'offline' (rides out blinks)
 
     def __post_init__(self) -> None:
         if self.password is not None and self.password_file is not None:
             raise ValueError("set either mqtt.password or mqtt.password_file, not both")
+        if (self.ca_file or self.cert_file or self.key_file) and not self.tls:
+            raise ValueError("ca_file, cert_file and key_file need tls = true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
 
 
 class TrustSection(_Section):
@@ -341,19 +348,61 @@ def parse_config(raw: dict[str, Any], base: Path = Path(".")) -> MeterConfig:
     return resolve(decode(raw, MeterConfig), base, None)
 
 
+class MqttFile(_Section):
+    """A file holding only an ``[mqtt]`` section: what ``smartmeter broker`` writes for each party."""
+
+    mqtt: MqttSection
+
+
+def load_mqtt_config(path: str | Path) -> MqttSection:
+    """The ``[mqtt]`` settings of a party file (``--mqtt-config FILE``), secrets read and checked."""
+    path = Path(path)
+    section = load_toml(path, MqttFile, what="MQTT config").mqtt
+    try:
+        return resolve_mqtt(section, path.parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def read_secret(path: Path, key: str) -> str:
+    """A password or key file's text, refused (as ssh does) if group or others may read it."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {str(path)!r}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{key}: {path} is readable by others (mode {mode & 0o777:o}); "
+                          f"it holds a secret: chmod 600 {path}")
+    return text
+
+
+def resolve_mqtt(mqtt: MqttSection, base: Path) -> MqttSection:
+    """The password file read, TLS files made absolute; a secret readable by others is refused."""
+    def at(p: Path | None) -> Path | None:
+        return None if p is None else (p if p.is_absolute() else base / p)
+
+    password = mqtt.password
+    if mqtt.password_file is not None:
+        password = read_secret(at(mqtt.password_file), "mqtt.password_file").strip()
+    key_file = at(mqtt.key_file)
+    if key_file is not None:
+        read_secret(key_file, "mqtt.key_file")
+    for name in ("ca_file", "cert_file"):
+        file = at(getattr(mqtt, name))
+        if file is not None and not file.is_file():
+            raise ConfigError(f"mqtt.{name}: {str(getattr(mqtt, name))!r} is not a readable file")
+    return msgspec.structs.replace(mqtt, password=password, password_file=None, ca_file=at(mqtt.ca_file),
+                                   cert_file=at(mqtt.cert_file), key_file=key_file)
+
+
 def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
     """Relative paths made absolute against the config's folder; the password file read; the
     trust anchor checked to exist. Nothing else changes."""
     def at(p: Path) -> Path:
         return p if p.is_absolute() else base / p
 
-    mqtt = cfg.mqtt
-    if mqtt.password_file is not None:
-        try:
-            password = at(mqtt.password_file).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"mqtt.password_file: cannot read {str(mqtt.password_file)!r}: {exc.strerror}") from None
-        mqtt = msgspec.structs.replace(mqtt, password=password, password_file=None)
+    mqtt = resolve_mqtt(cfg.mqtt, base)
     trust = cfg.trust
     if trust.registry_public_key is not None:
         key = at(trust.registry_public_key)
