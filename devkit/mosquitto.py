@@ -27,13 +27,19 @@ def find_mosquitto() -> str:
 class LocalMosquitto:
     """A real Mosquitto broker bound to 127.0.0.1 on a free port.
 
-    ``users`` maps user name to password; when given, anonymous access is refused.
+    ``parties``: the broker is set up by :class:`cloud.broker.BrokerDir` exactly as ``smartmeter
+    broker init`` sets up a production one -- accounts, the ACLs of interfaces.md section 2, and with
+    ``tls`` mutual TLS -- and :meth:`settings` gives each party its ``[mqtt]`` settings. ``users``
+    (name -> password) is a bare password file without ACLs, for tests of the login alone. Neither:
+    anonymous, for tests of what anonymous clients are refused.
     """
 
     port: int = 0
     users: dict[str, str] = field(default_factory=dict)
     workdir: Path | None = None
     child: ChildProcess | None = None
+    parties: tuple = ()  # of cloud.broker.Party
+    tls: bool = False
 
     @property
     def host(self) -> str:
@@ -43,6 +49,27 @@ class LocalMosquitto:
         self.port = self.port or free_port()
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="mosquitto-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        conf_path = self._secure_conf() if self.parties else self._plain_conf()
+        self.child = ChildProcess([find_mosquitto(), "-c", conf_path], self.workdir / "mosquitto.log")
+        self.child.start(self._listening, what=f"mosquitto on port {self.port}")
+        return self
+
+    def _secure_conf(self) -> Path:
+        from cloud.broker import BrokerDir, BrokerSetup
+
+        folder = BrokerDir(self.workdir / "broker")
+        if not folder.setup_file.exists():  # a restart keeps the accounts
+            folder.init(BrokerSetup(self.port, "localhost", self.host, self.tls, tuple(self.parties)),
+                        run_as="root" if os.geteuid() == 0 else None)
+        return folder.path / "mosquitto.conf"
+
+    def settings(self, name: str):
+        """The ``[mqtt]`` settings (``appliance.config.MqttSection``) of party ``name``."""
+        from appliance.config import load_mqtt_config
+
+        return load_mqtt_config(self.workdir / "broker" / "parties" / f"{name}.toml")
+
+    def _plain_conf(self) -> Path:
         conf = [
             f"listener {self.port} 127.0.0.1",
             "persistence true",  # sessions and queued messages survive a broker restart
@@ -70,9 +97,7 @@ class LocalMosquitto:
             conf.append("allow_anonymous true")
         conf_path = self.workdir / "mosquitto.conf"
         conf_path.write_text("\n".join(conf) + "\n")
-        self.child = ChildProcess([find_mosquitto(), "-c", conf_path], self.workdir / "mosquitto.log")
-        self.child.start(self._listening, what=f"mosquitto on port {self.port}")
-        return self
+        return conf_path
 
     def _listening(self) -> bool:
         with socket.create_connection((self.host, self.port), timeout=0.2):

@@ -3,10 +3,7 @@ with and without mutual TLS. Each party connects with the settings file the comm
 from __future__ import annotations
 
 import json
-import os
-import socket
 import stat
-import subprocess
 import time
 from pathlib import Path
 
@@ -17,8 +14,8 @@ import pytest
 from appliance.config import load_mqtt_config
 from appliance.errors import ConfigError
 from appliance.mqtt_settings import apply_settings
-from cloud.broker import BrokerDir, BrokerSetup, Party
-from devkit.ports import free_port
+from cloud.broker import BrokerDir, Party
+from devkit.mosquitto import LocalMosquitto
 
 PARTIES = (Party("meter", "M1"), Party("meter", "M2"), Party("company", "A"), Party("company", "B"),
            Party("operator", "collector"))
@@ -61,23 +58,9 @@ class Client:
 
 @pytest.fixture(params=[False, True], ids=["password", "tls"])
 def broker_dir(request, tmp_path):
-    folder = tmp_path / "broker"
-    BrokerDir(folder).init(BrokerSetup(free_port(), "localhost", "127.0.0.1", request.param, PARTIES),
-                           run_as="root" if os.geteuid() == 0 else None)
-    proc = subprocess.Popen(["mosquitto", "-c", str(folder / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / "mosquitto.log", "wb"))
-    port = BrokerDir(folder).load().port
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "mosquitto.log").read_text()
-            time.sleep(0.05)
-    yield folder
-    proc.terminate()
-    proc.wait(5)
+    """A Mosquitto set up by BrokerDir (as `smartmeter broker init` does) for PARTIES; yields its folder."""
+    with LocalMosquitto(workdir=tmp_path / "mosquitto", parties=PARTIES, tls=request.param) as broker:
+        yield broker.workdir / "broker"
 
 
 def test_each_party_reads_and_writes_only_what_section_2_allows(broker_dir):
