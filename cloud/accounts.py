@@ -94,3 +94,48 @@ def _unb64(text: str) -> bytes:
 
 
 _DUMMY = hash_password(secrets.token_hex(16))
+
+
+DEFAULT_FILE = Path("/var/lib/smartmeter/operators.json")
+
+
+def cmd_operator_add(args) -> int:
+    import getpass
+    import sys
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("the two passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    Accounts(args.accounts).add(args.name, args.role, password)
+    print(f"operator {args.name} ({args.role}) saved in {args.accounts}")
+    return 0
+
+
+def cmd_operator_list(args) -> int:
+    for account in Accounts(args.accounts).load().values():
+        print(f"{account.name}\t{account.role}")
+    return 0
+
+
+def register(groups) -> None:
+    from argparse import RawDescriptionHelpFormatter
+
+    p = groups["cloud"].add_parser(
+        "operator", help="operators' accounts for the outage manager's API (operator or viewer)",
+        description="Add or list the operators who may use the outage manager's API. The password is read from the "
+                    "terminal, or one line of standard input; never from the command line.",
+        epilog="examples:\n  smartmeter cloud operator add tanaka --role operator\n"
+               "  printf '%s\\n' \"$PW\" | smartmeter cloud operator add ops-bot --role viewer\n",
+        formatter_class=RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="action", required=True, metavar="add|list")
+    add = sub.add_parser("add", help="add an operator or set a new password")
+    add.add_argument("name")
+    add.add_argument("--role", choices=ROLES, default="viewer")
+    add.add_argument("--accounts", type=Path, default=DEFAULT_FILE, help=f"the accounts file (default {DEFAULT_FILE})")
+    add.set_defaults(func=cmd_operator_add)
+    ls = sub.add_parser("list", help="the operators and their roles")
+    ls.add_argument("--accounts", type=Path, default=DEFAULT_FILE)
+    ls.set_defaults(func=cmd_operator_list)

@@ -37,6 +37,7 @@ AREAS: tuple[str, ...] = (
     "cloud.cli",
     "cloud.outage.cli",
     "cloud.broker",
+    "cloud.accounts",
     "smartmeter.kiosk",
     "smartmeter.demo",
     "smartmeter.bench",

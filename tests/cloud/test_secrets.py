@@ -51,3 +51,18 @@ def test_operator_passwords_are_hashed_and_checked(tmp_path):
         accounts.add("sato", "operator", "short")
     with pytest.raises(ConfigError, match="role"):
         accounts.add("sato", "admin", "long enough password")
+
+
+def test_the_operator_command_takes_the_password_from_stdin_not_argv(tmp_path):
+    import subprocess
+    import sys
+
+    accounts = tmp_path / "ops.json"
+    out = subprocess.run([sys.executable, "-m", "smartmeter.cli", "cloud", "operator", "add", "tanaka", "--role",
+                          "operator", "--accounts", str(accounts)], input="correct horse battery\n",
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert Accounts(accounts).authenticate("tanaka", "correct horse battery").role == "operator"
+    listed = subprocess.run([sys.executable, "-m", "smartmeter.cli", "cloud", "operator", "list", "--accounts",
+                             str(accounts)], capture_output=True, text=True, timeout=60)
+    assert listed.stdout.split() == ["tanaka", "operator"]
