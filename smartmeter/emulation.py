@@ -120,14 +120,20 @@ class EmulatedSystem:
         self.started_wall = time.time()
         self.started_sim = self.clock.now()
         self.supply_on, self.broker_up = True, True
-        self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="emu-broker-"))).start()
+        # the broker as a utility runs it: an account and the ACLs of interfaces.md section 2 per party
+        from cloud.broker import Party
+
+        parties = (Party("meter", self.meter_id), *(Party("company", c.code) for c in self.companies))
+        self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="emu-broker-")), parties=parties).start()
         self.emulator = ChipEmulator(get_profile(self.profile), self.clock)
         chip_port = self.emulator.start_tcp()
         company_keys = self._issue_cards()
         for c in self.companies:
             key, cert = company_keys[c.code]
+            account = self.broker.settings(c.code)
             self.servers[c.code] = CompanyServer(
                 c.code, self.broker.host, self.broker.port, self.workdir / f"company-{c.code}.sqlite3",
+                username=account.username, password=account.password,
                 key=key, certificate=cert, now=self.clock.now,
                 records={self.meter_id: list(c.data_types.split(","))} if c.code in self.commissioned else None,
             ).start()
@@ -168,7 +174,8 @@ class EmulatedSystem:
             "meter": {"id": self.meter_id, "measurement_interval": self.interval.total_seconds(),
                       "store": "meter.sqlite3", "tick": "100ms"},
             "chip": {"profile": self.profile, "tcp": f"127.0.0.1:{chip_port}", "timeout": 0.5},
-            "mqtt": {"host": self.broker.host, "port": self.broker.port, "will_delay": 5},
+            "mqtt": {"host": self.broker.host, "port": self.broker.port, "will_delay": 5, "username": self.meter_id,
+                     "password_file": str(self.broker.workdir / "broker" / "parties" / f"{self.meter_id}.secret")},
             "trust": {"registry_public_key": "registry.pub"},
             "confirmation": {"enabled": self.confirmation, "timeout": 10 * self.speed,
                              "retry_max": 60 * self.speed, "recheck_after": 60 * self.speed},
