@@ -28,3 +28,47 @@ CONNECT_REFUSALS = {
 def describe_refusal(reason: str) -> str:
     """A broker's CONNACK reason in words an installer can act on."""
     return CONNECT_REFUSALS.get(reason, reason)
+
+
+def tls_context(m: MqttSection) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
+    if m.cert_file and m.key_file:
+        context.load_cert_chain(str(m.cert_file), str(m.key_file))
+    return context
+
+
+def diagnose_connect(host: str, port: int, m: MqttSection, timeout: float = 5.0) -> str:
+    """Why a connection to the broker fails below MQTT, in words: unreachable, or the TLS reason
+    (unknown CA, expired certificate, a name that does not match). paho retries such failures
+    silently; the uplink asks here once per failure kind, so the installer sees the cause."""
+    import socket
+
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        return f"cannot reach the broker {host}:{port}: {exc.strerror or exc}"
+    with sock:
+        if not m.tls:
+            return f"the broker {host}:{port} closed the connection"
+        try:
+            with tls_context(m).wrap_socket(sock, server_hostname=host) as tls:
+                # TLS 1.3: the broker judges this meter's certificate after the handshake; its verdict
+                # (an alert) arrives with the first read
+                tls.settimeout(min(timeout, 1.0))
+                try:
+                    tls.recv(1)
+                except TimeoutError:
+                    pass
+                return f"TLS to {host}:{port} works; the broker closed the connection after it"
+        except ssl.SSLCertVerificationError as exc:
+            return f"the broker's certificate was refused: {exc.verify_message} (check mqtt.ca_file)"
+        except ssl.SSLError as exc:
+            reason = exc.reason or str(exc)
+            if "CERTIFICATE_EXPIRED" in str(reason).upper():
+                return "the broker refused this meter's certificate: it has expired (issue a new one)"
+            if any(alert in str(reason).upper() for alert in ("UNKNOWN_CA", "CERTIFICATE_REQUIRED", "BAD_CERTIFICATE",
+                                                               "DECRYPT_ERROR")):
+                return "the broker refused this meter's certificate (not signed by its CA, or missing)"
+            return f"TLS with {host}:{port} failed: {reason}"
+        except OSError as exc:
+            return f"TLS with {host}:{port} failed: {exc}"

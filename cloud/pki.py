@@ -41,7 +41,8 @@ class CertificateAuthority:
 
     def _create(self) -> None:
         self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smartmeter broker CA")])
+        # a name of its own: two broker folders' CAs must never be mistaken for each other
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"smartmeter broker CA {os.urandom(4).hex()}")])
         self.cert = (self._builder(name, name, self.key.public_key(), days=self.days * 2)
                      .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
                      .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
