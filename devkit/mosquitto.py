@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +64,18 @@ class LocalMosquitto:
             folder.init(BrokerSetup(self.port, "localhost", self.host, self.tls, tuple(self.parties)),
                         run_as="root" if os.geteuid() == 0 else None)
         return folder.path / "mosquitto.conf"
+
+    def account(self, kind: str, name: str):
+        """The settings of party ``name``, adding it (and reloading the broker) if it has none yet."""
+        from cloud.broker import BrokerDir, Party
+
+        folder = BrokerDir(self.workdir / "broker")
+        if not any(p.name == name for p in folder.load().parties):
+            folder.add((Party(kind, name),))
+            if self.child is not None and self.child.proc is not None:
+                self.child.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its accounts and ACLs
+                time.sleep(0.2)
+        return self.settings(name)
 
     def settings(self, name: str):
         """The ``[mqtt]`` settings (``appliance.config.MqttSection``) of party ``name``."""

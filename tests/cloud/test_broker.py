@@ -130,3 +130,17 @@ def test_broker_add_adds_a_party_that_can_connect_after_a_reload(broker_dir, tmp
     assert json.loads((broker_dir / "broker.json").read_text())["parties"][-1] == {"kind": "meter", "name": "M3"}
     with pytest.raises(ConfigError, match="already an account"):
         BrokerDir(broker_dir).add((Party("company", "M3"),))
+
+
+def test_an_account_added_to_a_running_broker_works_after_its_reload(tmp_path):
+    with LocalMosquitto(workdir=tmp_path / "m", parties=(Party("operator", "collector"),)) as broker:
+        late = broker.account("meter", "LATE-1")
+        op = Client(broker.workdir / "broker", "collector")
+        op.sub("meters/+/interval")
+        meter = Client(broker.workdir / "broker", None, client_id="LATE-1", settings=late)
+        assert meter.connected
+        meter.pub("meters/LATE-1/interval", b"{}")
+        time.sleep(0.5)
+        assert op.got == [("meters/LATE-1/interval", b"{}")]
+        op.close()
+        meter.close()
