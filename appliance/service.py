@@ -31,6 +31,8 @@ from .uplink import OutboxPump, Uplink
 
 log = logging.getLogger(__name__)
 
+SETTLE_TIMEOUT_S = 2.0  # a clean stop waits at most this long for acknowledgements in flight
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -154,7 +156,8 @@ class MeterService:
             log.info("pruned %d readings older than the %s retention", n, self.settings.retention)
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set. A failing step is logged and retried: the meter never stops measuring."""
+        """Run until ``stop`` is set. A failing step is logged and retried: the meter never stops measuring.
+        On stop, the acknowledgements still on their way are waited for briefly and recorded."""
         tick = self.settings.tick.total_seconds()
         while not stop.is_set():
             try:
@@ -162,3 +165,12 @@ class MeterService:
             except Exception:
                 log.exception("meter step failed; retrying next tick")
             stop.wait(tick)
+        self.settle()
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """After the last step: record the acknowledgements that arrive within ``timeout`` seconds, so
+        a clean stop does not make the next start send those rows again."""
+        pending = self.pump.in_flight
+        recorded = self.pump.settle(timeout)
+        if pending:
+            log.info("stopping: %d of %d message(s) in flight acknowledged", recorded, pending)

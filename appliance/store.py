@@ -357,10 +357,13 @@ class Store:
              to_epoch(release_at)),
         )
 
-    def released(self, now: datetime, after_id: int, limit: int) -> list[OutboxRow]:
+    def released(self, now: datetime, after_id: int, limit: int, exclude_topics: tuple[str, ...] = ()) -> list[OutboxRow]:
+        """Rows due by ``now`` with an id above ``after_id``, oldest first, none on ``exclude_topics``."""
+        marks = ",".join("?" * len(exclude_topics))
         rows = self.db.execute(
-            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ? ORDER BY id LIMIT ?",
-            (after_id, to_epoch(now), limit),
+            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ?"
+            + (f" AND topic NOT IN ({marks})" if exclude_topics else "") + " ORDER BY id LIMIT ?",
+            (after_id, to_epoch(now), *exclude_topics, limit),
         ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 
