@@ -16,10 +16,11 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import topics
 from .clock import Clock, iso
-from .uplink import LinkState
+from .uplink import MAX_COMMAND_BYTES, LinkState
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class MqttUplink:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0
+        props.MaximumPacketSize = MAX_COMMAND_BYTES + 1024  # the broker drops a larger message for us (topic, header)
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True, properties=props)
         self.client.loop_start()
 
@@ -119,7 +121,9 @@ class MqttUplink:
         self._report_lost(client.drop_out_messages())  # before paho's own resend of them, which follows
         self._state = LinkState(True, f"connected to {self.host}:{self.port}")
         self._publish(topics.status(self.meter_id), self._status_payload("online"), _ignore, retain=True)
-        client.subscribe(topics.commands(self.meter_id), qos=1)
+        # retainAsPublished: a retained command keeps its retain flag even when it arrives live, so
+        # _on_message can tell it apart (by default a broker clears the flag on live messages).
+        client.subscribe(topics.commands(self.meter_id), options=SubscribeOptions(qos=1, retainAsPublished=True))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stopping:

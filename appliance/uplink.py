@@ -17,6 +17,11 @@ from typing import Callable, Iterator, Protocol
 from .store import OutboxRow, Store
 
 
+# The largest command payload taken in. A signed command is at most about 5.5 kB (base64 of a COSE
+# envelope of at most 4 KiB, appliance/trust/cose.py); anything far larger is junk or an attack.
+MAX_COMMAND_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True)
 class LinkState:
     connected: bool
