@@ -20,6 +20,7 @@ from .intake import accept_change, cancel_change
 from .schedule import describe, parse_switch_text
 from .sending import Sender
 from .store import Store
+from .trust import fields
 
 DEFAULT_CONFIG = "/etc/smartmeter/meter.toml"
 
@@ -67,7 +68,7 @@ def register(groups) -> None:
 
     p = sub.add_parser("cancel", help="cancel a pending change by its id")
     add_config_arg(p)
-    p.add_argument("change_id", type=int)
+    p.add_argument("change_id", type=change_id)
     p.set_defaults(func=cmd_cancel)
 
     p = app.add_parser("status", help="what the meter measured, queued and delivered")
@@ -125,6 +126,17 @@ def cmd_change(args: argparse.Namespace) -> int:
                               cfg.meter.measurement_interval)
     print(f"stored change #{change_id}: {args.kind} {args.action.value} {args.company} at {describe(change.switch)}")
     return 0
+
+
+def change_id(text: str) -> int:
+    """A change id as argparse reads it: a whole number in 1..2^63-1 (SQLite's integer range)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= fields.MAX_SERIAL:
+        raise argparse.ArgumentTypeError(f"{text} is outside 1..{fields.MAX_SERIAL}")
+    return value
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from .errors import ChangeRejected
 from .schedule import describe, next_occurrence, switch_to_wire
 from .sending import Sender
 from .store import Store
+from .trust import fields
+from .trust.document import MAX_MENU, MAX_SEND_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,7 @@ def validate(change: ContractChange, now: datetime, measurement_interval: timede
     """Raise :class:`ChangeRejected` naming the problem; return quietly if the change may be stored."""
     if not CODE_RE.match(change.company.code or ""):
         raise ChangeRejected(f"company.code: {change.company.code!r} must be 1-32 of A-Z a-z 0-9 _ -")
+    _within_card_limits(change)
     if change.action is Action.CONTRACT and not change.data_types:
         raise ChangeRejected("data_types: a new contract must name at least one data type")
     if change.action is Action.MENU and not change.menu:
@@ -34,6 +37,21 @@ def validate(change: ContractChange, now: datetime, measurement_interval: timede
             f"switch: {iso(change.switch.at)} is in the past (now {iso(now)}); use 'immediate' or a future time")
     if change.send_interval is not None and change.send_interval < measurement_interval:
         raise ChangeRejected("send_interval: shorter than the meter's measurement interval")
+
+
+def _within_card_limits(change: ContractChange) -> None:
+    """The limits a contract card's fields have (appliance/trust), whichever way the change came:
+    the CLI and the screen can type more than a card can carry."""
+    company = {"code": change.company.code, "name": change.company.name, "server": change.company.server or None,
+               "menu": change.menu}
+    fields.required_text(company, "code", pattern=fields.COMPANY_CODE)
+    fields.required_text(company, "name")
+    fields.text(company, "server", optional=True)
+    fields.text(company, "menu", optional=True, max_len=MAX_MENU)
+    if change.send_interval is not None and change.send_interval > timedelta(seconds=MAX_SEND_INTERVAL):
+        raise ChangeRejected(f"send_interval: longer than {timedelta(seconds=MAX_SEND_INTERVAL)}")
+    if change.serial is not None:
+        fields.integer({"serial": change.serial}, "serial", low=0)
 
 
 def accept_change(store: Store, sender: Sender, change: ContractChange, now: datetime,

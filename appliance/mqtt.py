@@ -16,10 +16,11 @@ from typing import Callable
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import topics
 from .clock import Clock, iso
-from .uplink import LinkState
+from .uplink import MAX_COMMAND_BYTES, LinkState
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class MqttUplink:
         self.on_command = on_command
         self._state = LinkState(False, f"connecting to {host}:{port}")
         self._lock = threading.Lock()
-        self._acks: dict[int, Callable[[], None]] = {}
-        self._early_acks: set[int] = set()
+        self._pending: dict[int, tuple[Callable[[], None], Callable[[], None]]] = {}  # mid -> on_ack, on_lost
+        self._early: dict[int, str] = {}  # mid -> "acked" | "lost", when that came before _publish noted the mid
+        self._refused: list[Callable[[], None]] = []  # on_lost of messages the broker refused
         self._stopping = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"meter-{meter_id}",
                                   protocol=mqtt.MQTTv5)
@@ -59,6 +61,7 @@ class MqttUplink:
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 0
+        props.MaximumPacketSize = MAX_COMMAND_BYTES + 1024  # the broker drops a larger message for us (topic, header)
         self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True, properties=props)
         self.client.loop_start()
 
@@ -80,26 +83,30 @@ class MqttUplink:
     def state(self) -> LinkState:
         return self._state
 
-    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
+    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None],
+                on_lost: Callable[[], None] | None = None) -> bool:
         if not self._state.connected:
             return False
-        return self._publish(topic, payload, on_ack)
+        return self._publish(topic, payload, on_ack, on_lost=on_lost)
 
-    def _publish(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False) -> bool:
+    def _publish(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False,
+                 on_lost: Callable[[], None] | None = None) -> bool:
         # Never hold our lock while calling into paho: paho holds its own lock while it runs
         # on_publish, so nesting them the other way round would deadlock.
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             return False
-        # NO_CONN: paho keeps the QoS 1 message and sends it after reconnecting.
+        if on_lost is None:  # status: what was lost with a connection is said again on the next one
+            on_lost = lambda: self._publish(topic, payload, on_ack, retain)  # noqa: E731
+        # NO_CONN: the message is dropped at the next connect and reported lost (see _on_connect).
         with self._lock:
-            acked_already = info.mid in self._early_acks  # the PUBACK beat us here
-            if acked_already:
-                self._early_acks.discard(info.mid)
-            else:
-                self._acks[info.mid] = on_ack
-        if acked_already:
+            early = self._early.pop(info.mid, None)  # the PUBACK (or the loss) beat us here
+            if early is None:
+                self._pending[info.mid] = (on_ack, on_lost)
+        if early == "acked":
             on_ack()
+        elif early == "lost":
+            on_lost()
         return True
 
     # -- paho callbacks (network thread) --------------------------------------------------
@@ -111,9 +118,12 @@ class MqttUplink:
             self._state = LinkState(False, detail)
             return
         log.info("connected to broker %s:%s", self.host, self.port)
+        self._report_lost(client.drop_out_messages())  # before paho's own resend of them, which follows
         self._state = LinkState(True, f"connected to {self.host}:{self.port}")
         self._publish(topics.status(self.meter_id), self._status_payload("online"), _ignore, retain=True)
-        client.subscribe(topics.commands(self.meter_id), qos=1)
+        # retainAsPublished: a retained command keeps its retain flag even when it arrives live, so
+        # _on_message can tell it apart (by default a broker clears the flag on live messages).
+        client.subscribe(topics.commands(self.meter_id), options=SubscribeOptions(qos=1, retainAsPublished=True))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stopping:
@@ -126,13 +136,32 @@ class MqttUplink:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
-            on_ack = self._acks.pop(mid, None)
-            if on_ack is None:
-                self._early_acks.add(mid)
-        if on_ack and not reason_code.is_failure:
-            on_ack()
-        elif reason_code.is_failure:
-            log.error("broker rejected message %s: %s (it stays queued)", mid, reason_code)
+            entry = self._pending.pop(mid, None)
+            if entry is None and not reason_code.is_failure:
+                self._early[mid] = "acked"
+            elif entry is not None and reason_code.is_failure:
+                self._refused.append(entry[1])
+        if reason_code.is_failure:
+            log.error("broker rejected message %s: %s (it stays queued and is sent again on the next connection)",
+                      mid, reason_code)
+        elif entry:
+            entry[0]()
+
+    def _report_lost(self, dropped) -> None:
+        """paho would publish again, on the new connection, what was unacknowledged on the old one;
+        the sender decides that instead (the outbox pump sends its rows again, oldest first), so no
+        message is ever twice in flight on one connection."""
+        with self._lock:
+            refused, self._refused = self._refused, []
+        for on_lost in refused:
+            on_lost()
+        for m in dropped:
+            with self._lock:
+                entry = self._pending.pop(m.mid, None)
+                if entry is None:
+                    self._early[m.mid] = "lost"
+            if entry:
+                entry[1]()
 
     def _on_message(self, client, userdata, msg) -> None:
         if msg.retain:

@@ -27,9 +27,13 @@ from .measure import Measurer
 from .sending import Sender
 from .store import Store
 from .switching import Switcher
-from .uplink import OutboxPump, Uplink
+from .uplink import MAX_COMMAND_BYTES, OutboxPump, Uplink
 
 log = logging.getLogger(__name__)
+
+SETTLE_TIMEOUT_S = 2.0  # a clean stop waits at most this long for acknowledgements in flight
+COMMAND_QUEUE = 100  # commands waiting for the next step at most; a burst beyond it is dropped on arrival
+DROP_LOG_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,9 @@ class MeterService:
                                    root_public_key, self.breaker, clock)
         self.documents = (DocumentIntake(MeterAPI(store, settings.meter_id, settings.measurement_interval, clock),
                                          root_public_key) if root_public_key is not None else None)
-        self._commands: "queue.SimpleQueue[bytes]" = queue.SimpleQueue()
+        self._commands: "queue.Queue[bytes]" = queue.Queue(COMMAND_QUEUE)
+        self.commands_dropped = 0  # too large, or the queue was full
+        self._drop_logged: datetime | None = None
         self.pump = OutboxPump(store, uplink, gate=self.confirmer.allows_row if self.confirmer.enabled else None)
         self.uplink = uplink
         self._last_prune: datetime | None = None
@@ -78,8 +84,23 @@ class MeterService:
 
     def submit_command(self, payload: bytes) -> None:
         """A command from ``meters/{id}/commands`` (any thread, e.g. the MQTT uplink's ``on_command``);
-        it is handled on the service thread at the next step."""
-        self._commands.put(bytes(payload))
+        it is handled on the service thread at the next step. One over :data:`MAX_COMMAND_BYTES`, or
+        arriving while :data:`COMMAND_QUEUE` wait already, is dropped here (the newest is the one lost)."""
+        if len(payload) > MAX_COMMAND_BYTES:
+            self._dropped(f"a command of {len(payload)} bytes (more than {MAX_COMMAND_BYTES})")
+            return
+        try:
+            self._commands.put_nowait(bytes(payload))
+        except queue.Full:
+            self._dropped(f"a command: {COMMAND_QUEUE} already wait")
+
+    def _dropped(self, what: str) -> None:
+        """Count a dropped command; log at most once a minute (a flood must not flood the log too)."""
+        self.commands_dropped += 1
+        now = self.clock.now()
+        if self._drop_logged is None or not timedelta(0) <= now - self._drop_logged < DROP_LOG_EVERY:
+            self._drop_logged = now
+            log.warning("dropped %s; %d command(s) dropped since start", what, self.commands_dropped)
 
     def step(self) -> Reading | None:
         now = self.clock.now()
@@ -150,11 +171,13 @@ class MeterService:
             return
         self._last_prune = now
         n = self.store.prune_readings(now - self.settings.retention)
-        if n:
-            log.info("pruned %d readings older than the %s retention", n, self.settings.retention)
+        a = self.store.prune_alerts(now - self.settings.retention)
+        if n or a:
+            log.info("pruned %d readings and %d alerts older than the %s retention", n, a, self.settings.retention)
 
     def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set. A failing step is logged and retried: the meter never stops measuring."""
+        """Run until ``stop`` is set. A failing step is logged and retried: the meter never stops measuring.
+        On stop, the acknowledgements still on their way are waited for briefly and recorded."""
         tick = self.settings.tick.total_seconds()
         while not stop.is_set():
             try:
@@ -162,3 +185,12 @@ class MeterService:
             except Exception:
                 log.exception("meter step failed; retrying next tick")
             stop.wait(tick)
+        self.settle()
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """After the last step: record the acknowledgements that arrive within ``timeout`` seconds, so
+        a clean stop does not make the next start send those rows again."""
+        pending = self.pump.in_flight
+        recorded = self.pump.settle(timeout)
+        if pending:
+            log.info("stopping: %d of %d message(s) in flight acknowledged", recorded, pending)

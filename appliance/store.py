@@ -26,6 +26,10 @@ from .schedule import parse_switch, switch_to_wire
 from .store_schema import migrate
 
 
+ALERT_COALESCE = timedelta(minutes=1)  # alerts of one kind and company this close share a row
+ALERTS_KEPT = 1000  # the newest alerts kept, whatever the retention
+
+
 @dataclass(frozen=True)
 class StoredCard:
     """A contract card's signed document kept by the meter, one per company and tariff menu."""
@@ -333,18 +337,38 @@ class Store:
     # -- alerts for the household (security errors, rejected cards, ...) ------------------------
     def raise_alert(self, at: datetime, kind: str, message: str, message_ja: str, company_code: str | None = None,
                     **detail: Any) -> int:
-        cur = self.db.execute(
-            "INSERT INTO alerts(at, kind, company_code, message, message_ja, detail) VALUES(?,?,?,?,?,?)",
-            (to_epoch(at), kind, company_code, message, message_ja, json.dumps(detail, ensure_ascii=False)))
-        return int(cur.lastrowid)
+        """Record an alert. One of the same kind, company and detail (e.g. the rejection's code, the
+        breaker's state) less than :data:`ALERT_COALESCE` after an open one only counts up on that
+        row; past :data:`ALERTS_KEPT` rows the oldest go."""
+        t, details = to_epoch(at), json.dumps(detail, ensure_ascii=False)
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT id FROM alerts WHERE kind=? AND company_code IS ? AND detail=? AND cleared IS NULL"
+                " AND at BETWEEN ? AND ? ORDER BY id DESC LIMIT 1",
+                (kind, company_code, details, t - ALERT_COALESCE.total_seconds(), t)).fetchone()
+            if row is not None:
+                self.db.execute("UPDATE alerts SET count=count+1 WHERE id=?", (row[0],))
+                return int(row[0])
+            cur = self.db.execute(
+                "INSERT INTO alerts(at, kind, company_code, message, message_ja, detail) VALUES(?,?,?,?,?,?)",
+                (t, kind, company_code, message, message_ja, details))
+            alert_id = int(cur.lastrowid)
+            self.db.execute("DELETE FROM alerts WHERE id <= ?", (alert_id - ALERTS_KEPT,))
+            return alert_id
+
+    def prune_alerts(self, before: datetime) -> int:
+        """Drop alerts raised before ``before`` (the readings' retention)."""
+        with self.transaction():
+            return self.db.execute("DELETE FROM alerts WHERE at < ?", (to_epoch(before),)).rowcount
 
     def alerts(self, include_cleared: bool = False, limit: int = 50) -> list[dict[str, Any]]:
-        q = "SELECT id, at, kind, company_code, message, message_ja, detail, cleared FROM alerts"
+        q = "SELECT id, at, kind, company_code, message, message_ja, detail, cleared, count FROM alerts"
         if not include_cleared:
             q += " WHERE cleared IS NULL"
         rows = self.db.execute(q + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return [{"id": r[0], "at": from_epoch(r[1]), "kind": r[2], "company_code": r[3], "message": r[4],
-                 "message_ja": r[5], "detail": json.loads(r[6]), "cleared": r[7] is not None} for r in rows]
+                 "message_ja": r[5], "detail": json.loads(r[6]), "cleared": r[7] is not None, "count": r[8]}
+                for r in rows]
 
     def clear_alert(self, alert_id: int, at: datetime) -> None:
         self.db.execute("UPDATE alerts SET cleared=? WHERE id=? AND cleared IS NULL", (to_epoch(at), alert_id))
@@ -357,10 +381,13 @@ class Store:
              to_epoch(release_at)),
         )
 
-    def released(self, now: datetime, after_id: int, limit: int) -> list[OutboxRow]:
+    def released(self, now: datetime, after_id: int, limit: int, exclude_topics: tuple[str, ...] = ()) -> list[OutboxRow]:
+        """Rows due by ``now`` with an id above ``after_id``, oldest first, none on ``exclude_topics``."""
+        marks = ",".join("?" * len(exclude_topics))
         rows = self.db.execute(
-            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ? ORDER BY id LIMIT ?",
-            (after_id, to_epoch(now), limit),
+            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ?"
+            + (f" AND topic NOT IN ({marks})" if exclude_topics else "") + " ORDER BY id LIMIT ?",
+            (after_id, to_epoch(now), *exclude_topics, limit),
         ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 

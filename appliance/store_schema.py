@@ -116,6 +116,11 @@ CREATE TABLE breaker_requests (                -- the installer's requests, appl
 CREATE INDEX breaker_requests_pending ON breaker_requests(id) WHERE applied_at IS NULL;
 """
 
+ALERT_COUNTS = """
+ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;   -- alerts coalesced into this row
+CREATE INDEX alerts_recent ON alerts(kind, company_code, at);
+"""
+
 # The meta keys that were the breaker's request queue before it had a table.
 _OLD_QUEUE, _OLD_DONE, _OLD_COUNTER = "breaker_requests", "breaker_request_done", "breaker_request_id"
 
@@ -173,9 +178,16 @@ def step_2_breaker_requests(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM meta WHERE key IN (?,?,?)", (_OLD_QUEUE, _OLD_DONE, _OLD_COUNTER))
 
 
+def step_3_alert_counts(db: sqlite3.Connection) -> None:
+    """Alerts of one kind and company within a minute share a row and count up (a flood of junk
+    commands must not write a row each)."""
+    _run(db, ALERT_COUNTS)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     step_1_baseline,
     step_2_breaker_requests,
+    step_3_alert_counts,
 )
 LATEST = len(MIGRATIONS)
 

@@ -2,18 +2,24 @@
 
 The pump is the store-and-forward half of S806: an outbox row is deleted only when the broker
 has acknowledged it (MQTT QoS 1 PUBACK). A row published but not acknowledged when the
-connection drops or the process dies is published again later, so delivery is at-least-once on
-the wire and exactly-once at receivers, which deduplicate on ``(meter_id, seq)`` (``event_id``
-for events).
+connection drops or the process dies is published again after reconnecting (or restarting), so
+delivery is at-least-once on the wire and exactly-once at receivers, which deduplicate on
+``(meter_id, seq)`` (``event_id`` for events).
 """
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 from .store import OutboxRow, Store
+
+
+# The largest command payload taken in. A signed command is at most about 5.5 kB (base64 of a COSE
+# envelope of at most 4 KiB, appliance/trust/cose.py); anything far larger is junk or an attack.
+MAX_COMMAND_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -30,17 +36,23 @@ class Uplink(Protocol):
 
     on_command: Callable[[bytes], None] | None
 
-    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None]) -> bool:
-        """Queue a QoS 1 publish; ``on_ack`` runs (on any thread) when the broker acknowledges it.
+    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None],
+                on_lost: Callable[[], None] | None = None) -> bool:
+        """Queue a QoS 1 publish; ``on_ack`` runs (on any thread) when the broker acknowledges it, or
+        ``on_lost`` when it never will (the connection was lost first; the link does not resend it).
         Returns False if the link cannot take it now (not connected)."""
 
     def state(self) -> LinkState: ...
 
 
 class OutboxPump:
-    """Moves released outbox rows to the uplink and deletes them once acknowledged."""
+    """Moves released outbox rows to the uplink and deletes them once acknowledged.
 
-    def __init__(self, store: Store, uplink: Uplink, *, window: int = 1000, resend_after: float = 60.0,
+    Its promises (docs/protocol.md): each topic's rows go out oldest first, and a row is never in
+    flight twice on one connection; it is published again only when the link reports it lost (a
+    new connection), or after a restart."""
+
+    def __init__(self, store: Store, uplink: Uplink, *, window: int = 1000,
                  monotonic: Callable[[], float] = time.monotonic,
                  gate: Callable[[OutboxRow, object], bool] | None = None) -> None:
         """``gate(row, now)`` False holds a released row in the outbox for now (confirmation, S806)."""
@@ -48,11 +60,11 @@ class OutboxPump:
         self.gate = gate
         self.uplink = uplink
         self.window = window  # rows in flight at most: bounds memory during a long backlog
-        self.resend_after = resend_after
         self._monotonic = monotonic
-        self._inflight: dict[int, tuple[OutboxRow, float]] = {}
+        self._inflight: dict[int, OutboxRow] = {}
         self._acked: "queue.SimpleQueue[OutboxRow]" = queue.SimpleQueue()
-        self._cursor = 0  # highest row id handed to the uplink in this pass
+        self._lost: "queue.SimpleQueue[OutboxRow]" = queue.SimpleQueue()
+        self._news = threading.Event()  # set by every acknowledgement or loss, for settle()
 
     @property
     def in_flight(self) -> int:
@@ -61,31 +73,44 @@ class OutboxPump:
     def pump(self, now) -> int:
         """Record acknowledgements, then publish what is released. Returns rows delivered this call."""
         delivered = self._collect_acks()
+        self._collect_lost()
         if not self.uplink.state().connected:
             return delivered
-        self._resend_stale()
         room = self.window - len(self._inflight)
-        if room <= 0:
-            return delivered
-        rows = self.store.released(now, self._cursor, room)
-        if not rows and self._cursor:
-            self._cursor = 0  # rows released late (company send intervals) may sit below the cursor
-            rows = [r for r in self.store.released(now, 0, room + len(self._inflight)) if r.id not in self._inflight]
-            rows = rows[:room]
-        for row in rows:
+        blocked: set[str] = set()  # topics with a row held in this pass: nothing newer of theirs may pass it
+        for row in self._candidates(now, blocked):
+            if room <= 0 or not self._lost.empty():  # a loss reported mid-pass: resend the oldest first
+                break
+            if row.topic in blocked or row.id in self._inflight:
+                continue
             if self.gate is not None and not self.gate(row, now):
-                self._cursor = max(self._cursor, row.id)  # held: stays in the outbox, looked at again later
+                blocked.add(row.topic)  # held (confirmation): stays in the outbox, looked at again later
                 continue
             if not self._send(row):
-                break
+                break  # the link went down: the next pass starts again from the oldest
+            room -= 1
         return delivered
 
+    def _candidates(self, now, blocked: set[str]) -> Iterator[OutboxRow]:
+        """Released rows in id order, from the oldest, leaving out topics blocked so far in this pass."""
+        after, batch = 0, self.window + 64
+        while True:
+            rows = self.store.released(now, after, batch, exclude_topics=tuple(blocked))
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
+
     def _send(self, row: OutboxRow) -> bool:
-        if not self.uplink.publish(row.topic, row.payload, lambda r=row: self._acked.put(r)):
+        if not self.uplink.publish(row.topic, row.payload, lambda r=row: self._report(self._acked, r),
+                                   lambda r=row: self._report(self._lost, r)):
             return False
-        self._inflight[row.id] = (row, self._monotonic())
-        self._cursor = max(self._cursor, row.id)
+        self._inflight[row.id] = row
         return True
+
+    def _report(self, box: "queue.SimpleQueue[OutboxRow]", row: OutboxRow) -> None:
+        box.put(row)
+        self._news.set()
 
     def _collect_acks(self) -> int:
         done: list[OutboxRow] = []
@@ -99,15 +124,28 @@ class OutboxPump:
         self.store.mark_delivered(done)
         return len(done)
 
-    def _resend_stale(self) -> None:
-        """A row unacknowledged for long (lost across a reconnect) is published again."""
-        limit = self._monotonic() - self.resend_after
-        for row_id, (row, sent) in list(self._inflight.items()):
-            if sent < limit:
-                del self._inflight[row_id]
-                self._send(row)
+    def _collect_lost(self) -> None:
+        """Rows the link lost with its connection go back to the outbox's view: the next pass resends them."""
+        while True:
+            try:
+                row = self._lost.get_nowait()
+            except queue.Empty:
+                return
+            self._inflight.pop(row.id, None)
 
-    def forget_in_flight(self) -> None:
-        """After a reconnect with a fresh session nothing in flight will be acknowledged: send again."""
-        self._inflight.clear()
-        self._cursor = 0
+    def settle(self, timeout: float) -> int:
+        """At a clean stop: wait up to ``timeout`` seconds for the rows in flight to be acknowledged,
+        and record those that are, so a restart does not send them again. Returns rows recorded."""
+        deadline = self._monotonic() + timeout
+        recorded = self._collect_acks()
+        self._collect_lost()
+        while self._inflight and self.uplink.state().connected:
+            left = deadline - self._monotonic()
+            if left <= 0:
+                break
+            self._news.clear()
+            if self._acked.empty() and self._lost.empty():
+                self._news.wait(left)
+            recorded += self._collect_acks()
+            self._collect_lost()
+        return recorded

@@ -30,6 +30,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.wee
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 MAX_WEEKLY = 21  # three changes a day, every day: a full weekly schedule
 MAX_SEND_INTERVAL = 7 * 86400
+MAX_MENU = 32  # a tariff menu's code
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class ContractDocument:
                 data_types = parse_data_types([t if isinstance(t, str) else repr(t) for t in raw_types])
             except UnknownDataType as exc:
                 raise MalformedDocument(str(exc)) from None
-        menu = fields.text(m, "menu", optional=True, max_len=32)
+        menu = fields.text(m, "menu", optional=True, max_len=MAX_MENU)
         if action is Action.MENU and not menu:
             raise MalformedDocument("a menu change must name the tariff 'menu'")
         interval = fields.integer(m, "send_interval", low=1, high=MAX_SEND_INTERVAL, optional=True)

@@ -51,12 +51,15 @@ class GridOperator:
 
 class Rig:
     def __init__(self, tmp_path, broker, clock, profile="sdm120", companies=("A", "B", "D"), rtu=None,
-                 company_options=None, service_options=None):
-        """``rtu``: a (chip side, meter side) pty pair to run the chip on Modbus RTU instead of TCP.
+                 company_options=None, service_options=None, meter_link=None):
+        """``meter_link``: where the meter reaches the broker (host, port attributes; default the broker
+        itself), e.g. a slow proxy in front of it.
+        ``rtu``: a (chip side, meter side) pty pair to run the chip on Modbus RTU instead of TCP.
         ``company_options``: code -> extra CompanyServer keyword arguments (key, certificate, answer, ...);
         ``service_options``: extra MeterService keyword arguments (root_public_key, confirmation, breaker),
         or a callable returning them (called at each start, e.g. to build a fresh breaker driver)."""
         self.tmp_path, self.broker, self.clock = tmp_path, broker, clock
+        self.meter_link = meter_link or broker
         self.profile, self.rtu = profile, rtu
         self.service_options = service_options or {}
         self.emulator = ChipEmulator(get_profile(profile), clock)
@@ -90,7 +93,7 @@ class Rig:
         chip = {"serial": self.rtu[1], "baud": 9600} if self.rtu else {"tcp": f"127.0.0.1:{self.emulator.port}"}
         raw = {"meter": {"id": METER, "measurement_interval": "30m", "retention": "30d", "store": str(self.store_path)},
                "chip": {"profile": self.profile, "timeout": 0.5, **chip},
-               "mqtt": {"host": self.broker.host, "port": self.broker.port, "will_delay": 0}}
+               "mqtt": {"host": self.meter_link.host, "port": self.meter_link.port, "will_delay": 0}}
         root = options.get("root_public_key")
         if root is not None:
             key_file = self.tmp_path / "registry.pub"

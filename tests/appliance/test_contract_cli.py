@@ -52,6 +52,8 @@ def test_store_list_and_cancel_changes(config):
     (["--data-types", "time", "--switch", "2099-01-01T00:00"], "no UTC offset"),
     (["--data-types", "time", "--switch", "weekly:someday@10:00"], "switch.weekly[0].day"),
     (["--data-types", "time", "--switch", "immediate", "--send-interval", "often"], "is not a duration"),
+    (["--data-types", "time", "--switch", "immediate", "--name", "N" * 20000], "field 'name' is 20000 characters"),
+    (["--data-types", "time", "--switch", "immediate", "--name", "N" * 129], "more than 128"),
 ])
 def test_bad_changes_get_one_clear_line_and_store_nothing(config, args, message):
     before = listing(config)
@@ -60,6 +62,18 @@ def test_bad_changes_get_one_clear_line_and_store_nothing(config, args, message)
     assert res.stderr.startswith("smartmeter: error:") and message in res.stderr
     assert "Traceback" not in res.stderr
     assert listing(config) == before
+
+
+@pytest.mark.parametrize("change_id", ["99999999999999999999999", "0", "-1", str(2**63)])
+def test_a_change_id_out_of_range_gets_one_line(config, change_id):
+    res = smartmeter("appliance", "contract", "cancel", "--config", config, change_id)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert f"{change_id} is outside 1..{2**63 - 1}" in res.stderr.strip().splitlines()[-1]
+
+
+def test_the_largest_change_id_is_a_plain_not_pending(config):
+    res = smartmeter("appliance", "contract", "cancel", "--config", config, str(2**63 - 1))
+    assert res.returncode == 2 and "is not pending" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_a_config_error_names_the_key(tmp_path):

@@ -1,0 +1,102 @@
+"""Commands at the meter's door: retained ones ignored, size and queue bounded, and a flood of junk
+leaving a handful of alert rows, not one per message."""
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from appliance.mqtt import MqttUplink
+from appliance.service import COMMAND_QUEUE
+from appliance.store import ALERTS_KEPT, Store
+from appliance.trust import keys
+from appliance.uplink import MAX_COMMAND_BYTES
+from meter_rig import Rig
+from polling import wait_for
+
+METER = "MTR-C1"
+
+
+def send(broker, payload: bytes, retain: bool) -> None:
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    c.publish(f"meters/{METER}/commands", payload, qos=1, retain=retain).wait_for_publish(5)
+    c.disconnect()
+    c.loop_stop()
+
+
+def test_a_retained_command_is_ignored_also_when_published_while_the_meter_is_online(broker, clock):
+    got: list[bytes] = []
+    arrived = threading.Event()
+    uplink = MqttUplink(METER, broker.host, broker.port, clock, will_delay=0,
+                        on_command=lambda p: (got.append(p), arrived.set()))
+    uplink.start()
+    try:
+        wait_for(lambda: send(broker, b"probe", retain=False) or got, what="the meter subscribed")
+        wait_for(lambda: got.count(b"probe") == len(got), what="no more probes")
+        got.clear()
+        arrived.clear()
+        send(broker, b'{"type": "retained-live"}', retain=True)
+        send(broker, b"x" * (MAX_COMMAND_BYTES + 2048), retain=False)  # over the packet size the meter takes
+        send(broker, b'{"type": "live"}', retain=False)
+        assert arrived.wait(5)
+        threading.Event().wait(0.3)
+        assert got == [b'{"type": "live"}']
+    finally:
+        uplink.stop()
+        send(broker, b"", retain=True)  # clear the retained message
+
+
+@pytest.fixture
+def rig(tmp_path, broker, clock):
+    r = Rig(tmp_path, broker, clock, companies=(), service_options={"root_public_key": keys.generate().public_key()})
+    yield r
+    r.close()
+
+
+def test_an_oversized_command_is_dropped_before_it_is_queued_and_the_queue_is_bounded(rig, caplog):
+    service = rig.service
+    service.submit_command(b"{" + b" " * MAX_COMMAND_BYTES + b"}")
+    assert service.commands_dropped == 1 and service._commands.qsize() == 0
+    for _ in range(COMMAND_QUEUE + 50):
+        service.submit_command(b'{"type": "nonsense"}')
+    assert service._commands.qsize() == COMMAND_QUEUE and service.commands_dropped == 51
+    assert sum("dropped" in r.getMessage() for r in caplog.records) == 1  # logged once a minute at most
+    service.step()
+    assert service._commands.qsize() == 0
+
+
+def test_a_flood_of_junk_commands_leaves_one_alert_row_that_counts_them(rig):
+    junk = json.dumps({"type": "contract_change", "cose_sign1": "AAAA"}).encode()
+    for _ in range(20):
+        for _ in range(COMMAND_QUEUE):
+            rig.service.submit_command(junk)
+        rig.service.step()
+    alerts = rig.store.alerts()
+    assert len(alerts) == 1 and alerts[0]["count"] == 20 * COMMAND_QUEUE
+    rig.clock.advance(timedelta(minutes=2))
+    rig.service.submit_command(junk)
+    rig.service.step()
+    assert [a["count"] for a in rig.store.alerts()] == [1, 20 * COMMAND_QUEUE]  # a new minute, a new row
+
+
+def test_alerts_are_capped_in_count_and_pruned_with_the_readings_retention(tmp_path, clock):
+    store = Store(tmp_path / "s.sqlite3")
+    for i in range(ALERTS_KEPT + 200):  # a different claimed company each: nothing coalesces
+        store.raise_alert(clock.now(), "remote_rejected", "junk", "junk", f"C{i}")
+    rows = store.db.execute("SELECT min(id), count(*) FROM alerts").fetchone()
+    assert rows == (201, ALERTS_KEPT)  # the newest kept
+    assert store.prune_alerts(clock.now() + timedelta(seconds=1)) == ALERTS_KEPT
+    store.close()
+
+
+def test_the_service_prunes_alerts_older_than_the_retention(rig):
+    rig.store.raise_alert(rig.clock.now(), "breaker_fault", "old", "old")
+    rig.service.step()
+    rig.clock.advance(timedelta(days=31))  # the rig keeps 30 days
+    rig.service.step()
+    assert rig.store.alerts(include_cleared=True) == []

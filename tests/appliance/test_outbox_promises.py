@@ -1,0 +1,152 @@
+"""The outbox's promises, checked on the wire (docs/protocol.md, store-and-forward): each company's
+stream arrives oldest first, and a message arrives twice only after a lost connection or a kill,
+never on a slow but healthy link and never after a clean stop."""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from appliance.clock import SystemClock
+from drivers.modbus.emulator import ChipEmulator
+from drivers.modbus.profiles import get_profile
+from meter_rig import HALF_HOUR, Rig, data, supply
+from polling import wait_for
+from slow_link import SlowLink
+from test_kill9 import SMARTMETER
+
+
+class Wire:
+    """Every reading as it arrives at the broker's subscribers, in arrival order, per topic."""
+
+    def __init__(self, broker) -> None:
+        self.seqs: dict[str, list[int]] = defaultdict(list)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="wire", protocol=mqtt.MQTTv5)
+        self.client.on_message = lambda _c, _u, m: self.seqs[m.topic].append(json.loads(m.payload)["seq"])
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe([("meters/+/interval", 1), ("companies/+/meters/+/data", 1)])
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def owed_and_waiting(db: Path, meter_id: str) -> tuple[dict[str, set[int]], dict[str, set[int]]]:
+    """Per reading topic, the seqs owed (the meter's readings and entitlement log) and those still in the outbox."""
+    with sqlite3.connect(db) as c:
+        owed: dict[str, set[int]] = defaultdict(set)
+        owed[f"meters/{meter_id}/interval"] = {s for (s,) in c.execute("SELECT seq FROM readings")}
+        for seq, code in c.execute("SELECT seq, company_code FROM entitlements"):
+            owed[f"companies/{code}/meters/{meter_id}/data"].add(seq)
+        waiting: dict[str, set[int]] = defaultdict(set)
+        for topic, payload in c.execute("SELECT topic, payload FROM outbox WHERE topic NOT LIKE '%/events'"):
+            waiting[topic].add(json.loads(payload)["seq"])
+    return owed, waiting
+
+
+def check_streams(wire: Wire, db: Path, meter_id: str) -> None:
+    """Each stream strictly increasing (oldest first, no duplicate), and nothing that left the outbox missing."""
+    owed, waiting = owed_and_waiting(db, meter_id)
+    gone = {t: seqs - waiting[t] for t, seqs in owed.items()}  # acknowledged by the broker
+
+    def complete() -> bool:
+        return all(set(wire.seqs.get(t, [])) >= want for t, want in gone.items())
+
+    wait_for(complete, timeout=20, what="every acknowledged reading on the wire")
+    time.sleep(0.5)  # a late duplicate would show now
+    assert len(owed) == 4 and all(gone.values())
+    for topic, seqs in owed.items():
+        got = wire.seqs.get(topic, [])
+        assert got == sorted(set(got)), f"{topic}: not strictly increasing: {got}"
+        assert set(got) <= seqs, topic
+
+
+def test_slow_link_each_company_gets_its_readings_in_order_and_once(tmp_path, broker, clock):
+    """PUBACKs 2 s late (1 s each way), three companies releasing at different send intervals."""
+    link = SlowLink(broker.host, broker.port, delay=1.0).start()
+    wire = Wire(broker)
+    rig = Rig(tmp_path, broker, clock, companies=(), meter_link=link)
+    try:
+        rig.commission(supply("A", send=HALF_HOUR), data("B", "energy", send=timedelta(hours=2)),
+                       data("D", "energy,totals", send=timedelta(days=1)))
+        for _ in range(2 * 48 + 6):  # two days and a bit: D releases twice, B every fourth window
+            rig.service.step()
+            clock.advance(HALF_HOUR)
+            time.sleep(0.15)  # real ticks: several pass before a PUBACK comes back
+        rig.drain(timeout=30)
+        check_streams(wire, rig.store_path, "MTR-T1")
+    finally:
+        rig.close()
+        wire.stop()
+        link.stop()
+
+
+def write_config(path: Path, broker, chip_port: int) -> Path:
+    """1 s windows and a 1 s tick, so a stop nearly always comes while the last step's messages are in flight."""
+    path.write_text(f"""
+[meter]
+id = "MTR-ST"
+measurement_interval = "1s"
+tick = "1s"
+store = "{path.parent / 'meter.sqlite3'}"
+
+[chip]
+profile = "sdm120"
+tcp = "127.0.0.1:{chip_port}"
+timeout = 0.5
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+will_delay = 0
+
+[contracts.supply]
+company = "A"
+data_types = ["time", "power", "energy"]
+
+[[contracts.data]]
+company = "B"
+data_types = ["energy"]
+send_interval = "3s"
+
+[[contracts.data]]
+company = "D"
+data_types = ["energy", "totals"]
+send_interval = "5s"
+""")
+    return path
+
+
+def test_clean_stops_and_restarts_repeat_nothing(tmp_path, broker):
+    """Ten SIGTERMs of ``smartmeter appliance run`` (the real stop path), each followed by a restart."""
+    rng = random.Random(10)
+    emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
+    config = write_config(tmp_path / "meter.toml", broker, emulator.start_tcp())
+    wire = Wire(broker)
+    db = tmp_path / "meter.sqlite3"
+    try:
+        with open(tmp_path / "meter.log", "ab") as log:
+            for _ in range(10):
+                meter = subprocess.Popen([*SMARTMETER, "appliance", "run", "--config", str(config)], stdout=log,
+                                         stderr=log, cwd=Path(__file__).resolve().parents[2])
+                try:
+                    wait_for(lambda: sum(map(len, wire.seqs.values())) > 0 and db.exists(), timeout=15,
+                             what="the meter to send")
+                    time.sleep(rng.uniform(1.2, 2.8))
+                    meter.send_signal(signal.SIGTERM)
+                    assert meter.wait(10) == 0
+                finally:
+                    if meter.poll() is None:
+                        meter.kill()
+        check_streams(wire, db, "MTR-ST")
+    finally:
+        wire.stop()
+        emulator.stop()
