@@ -23,6 +23,14 @@ def register(groups) -> None:
     child.add_argument("--db", required=True)
     child.set_defaults(func=lambda args: _run("appliance", "cmd_memory_child", args))
 
+    p = bench.add_parser("soak", help="the meter service in real time at 1 s: resident memory over time",
+                         description="Runs `smartmeter appliance run` for SECONDS of real time beside the chip "
+                                     "emulator, a local broker and a company server; samples its RSS and prints "
+                                     "the slope over the last half.")
+    p.add_argument("--seconds", type=float, default=7200, help="real seconds to run (default 7200: two hours)")
+    p.add_argument("--every", type=float, default=10.0, help="seconds between samples (default 10)")
+    p.set_defaults(func=lambda args: _run("soak", "cmd_bench", args))
+
     p = bench.add_parser("cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
                          description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a "
                                      "ratio to the bare APDU exchange of the same read; and document verifications "
