@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 from typing import Callable
 
@@ -20,6 +19,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from . import topics
 from .clock import Clock, iso
+from .config import MqttSection
+from .mqtt_settings import apply_settings, diagnose_connect
 from .uplink import MAX_COMMAND_BYTES, LinkState
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,10 @@ log = logging.getLogger(__name__)
 class MqttUplink:
     def __init__(self, meter_id: str, host: str, port: int, clock: Clock, *, username: str | None = None,
                  password: str | None = None, tls: bool = False, keepalive: int = 30, will_delay: int = 30,
-                 on_command: Callable[[bytes], None] | None = None, client_id: str | None = None) -> None:
+                 on_command: Callable[[bytes], None] | None = None, client_id: str | None = None,
+                 settings: MqttSection | None = None) -> None:
+        """``settings``: the config's ``[mqtt]`` (account, CA and client certificate); it replaces
+        ``username``/``password``/``tls``."""
         self.meter_id = meter_id
         self.host, self.port = host, port
         self.clock = clock
@@ -41,10 +45,9 @@ class MqttUplink:
         self._stopping = False
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"meter-{meter_id}",
                                   protocol=mqtt.MQTTv5)
-        if username:
-            self.client.username_pw_set(username, password)
-        if tls:
-            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.settings = settings or MqttSection(host=host, port=port, username=username, password=password, tls=tls)
+        apply_settings(self.client, self.settings)
+        self.client.on_connect_fail = self._on_connect_fail
         self.keepalive = keepalive
         will_props = Properties(PacketTypes.WILLMESSAGE)
         will_props.WillDelayInterval = will_delay
@@ -125,14 +128,21 @@ class MqttUplink:
         # _on_message can tell it apart (by default a broker clears the flag on live messages).
         client.subscribe(topics.commands(self.meter_id), options=SubscribeOptions(qos=1, retainAsPublished=True))
 
+    def _on_connect_fail(self, client, userdata) -> None:
+        """paho retries a failed TCP/TLS connection silently: find out why, once per reason, and say so."""
+        detail = diagnose_connect(self.host, self.port, self.settings)
+        if self._state.detail != detail:
+            log.error("cannot connect to the broker: %s; retrying with backoff", detail)
+        self._state = LinkState(False, detail)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stopping:
             self._state = LinkState(False, "stopped")
         elif self._state.connected:
             log.warning("lost the broker %s:%s (%s); readings queue in the store", self.host, self.port, reason_code)
             self._state = LinkState(False, f"disconnected from {self.host}:{self.port}: {reason_code}")
-        elif "refused" not in self._state.detail:
-            self._state = LinkState(False, f"broker {self.host}:{self.port} unreachable; retrying")
+        elif "refused the connection" not in self._state.detail:
+            self._on_connect_fail(client, userdata)  # dropped before MQTT said anything: TLS or the network
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:

@@ -102,8 +102,8 @@ def build_chip(cfg: MeterConfig, clock: Clock) -> MeteringChip:
 
 def build_uplink(cfg: MeterConfig, clock: Clock) -> MqttUplink:
     m = cfg.mqtt
-    return MqttUplink(cfg.meter.id, m.host, m.port, clock, username=m.username, password=m.password, tls=m.tls,
-                      keepalive=m.keepalive, will_delay=m.will_delay)
+    return MqttUplink(cfg.meter.id, m.host, m.port, clock, settings=m, keepalive=m.keepalive,
+                      will_delay=m.will_delay)
 
 
 def build_breaker(cfg: MeterConfig, clock: Clock) -> Breaker | None:
