@@ -3,6 +3,7 @@ Mosquitto, the meter service on a simulated clock, and example company servers."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from datetime import timedelta
 
 import paho.mqtt.client as mqtt
@@ -160,3 +161,34 @@ def supply(code, types="time,power,energy", menu=None, send=HALF_HOUR):
 def data(code, types, send=HALF_HOUR):
     return Contract(Role.DATA, Company(code, f"{code}社"), parse_data_types(types), send)
 
+
+
+def subprocess_meter_config(path: Path, broker, chip_port: int, meter_id: str, *, tick: str = "100ms",
+                            data: tuple[tuple[str, str, str | None], ...] = ()) -> Path:
+    """A meter.toml for ``smartmeter appliance run`` in a process of its own: 1 s windows, the chip
+    emulator on ``chip_port``, supply company A, and ``data`` contracts (code, TOML data types, send
+    interval or None)."""
+    contracts = "".join(f'\n[[contracts.data]]\ncompany = "{code}"\ndata_types = {types}\n'
+                        + (f'send_interval = "{send}"\n' if send else "") for code, types, send in data)
+    path.write_text(f"""
+[meter]
+id = "{meter_id}"
+measurement_interval = "1s"
+tick = "{tick}"
+store = "{path.parent / 'meter.sqlite3'}"
+
+[chip]
+profile = "sdm120"
+tcp = "127.0.0.1:{chip_port}"
+timeout = 0.5
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+will_delay = 0
+
+[contracts.supply]
+company = "A"
+data_types = ["time", "power", "energy"]
+{contracts}""")
+    return path

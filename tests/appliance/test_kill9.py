@@ -18,39 +18,11 @@ from appliance.store import Store
 from cloud.company_server import CompanyServer
 from drivers.modbus.emulator import ChipEmulator
 from drivers.modbus.profiles import get_profile
-from meter_rig import GridOperator
+from meter_rig import GridOperator, subprocess_meter_config
 from polling import wait_for
 
 SMARTMETER = [sys.executable, "-m", "smartmeter.cli"]
-
-
-def write_config(path: Path, broker, chip_port: int) -> Path:
-    path.write_text(f"""
-[meter]
-id = "MTR-K9"
-measurement_interval = "1s"
-tick = "100ms"
-store = "{path.parent / 'meter.sqlite3'}"
-
-[chip]
-profile = "sdm120"
-tcp = "127.0.0.1:{chip_port}"
-timeout = 0.5
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-will_delay = 0
-
-[contracts.supply]
-company = "A"
-data_types = ["time", "power", "energy"]
-
-[[contracts.data]]
-company = "D"
-data_types = ["energy", "totals"]
-""")
-    return path
+K9_DATA = (("D", '["energy", "totals"]', None),)
 
 
 def start_meter(config: Path, log) -> subprocess.Popen:
@@ -70,7 +42,7 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path, broker):
     port = emulator.start_tcp()
     companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3").start() for c in "ABD"}
     grid = GridOperator(broker)
-    config = write_config(tmp_path / "meter.toml", broker, port)
+    config = subprocess_meter_config(tmp_path / "meter.toml", broker, port, "MTR-K9", data=K9_DATA)
     log = open(tmp_path / "meter.log", "ab")
     kills = 0
     try:
@@ -134,7 +106,7 @@ def retained_status(broker, meter_id: str) -> dict | None:
 
 def test_status_is_online_while_running_and_the_last_will_says_offline(tmp_path, broker):
     emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
-    config = write_config(tmp_path / "meter.toml", broker, emulator.start_tcp())
+    config = subprocess_meter_config(tmp_path / "meter.toml", broker, emulator.start_tcp(), "MTR-K9", data=K9_DATA)
     with open(tmp_path / "meter.log", "ab") as log:
         meter = start_meter(config, log)
         try:

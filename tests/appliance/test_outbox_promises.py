@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 from appliance.clock import SystemClock
 from drivers.modbus.emulator import ChipEmulator
 from drivers.modbus.profiles import get_profile
-from meter_rig import HALF_HOUR, Rig, data, supply
+from meter_rig import HALF_HOUR, Rig, data, supply, subprocess_meter_config
 from polling import wait_for
 from slow_link import SlowLink
 from test_kill9 import SMARTMETER
@@ -89,47 +89,13 @@ def test_slow_link_each_company_gets_its_readings_in_order_and_once(tmp_path, br
         link.stop()
 
 
-def write_config(path: Path, broker, chip_port: int) -> Path:
-    """1 s windows and a 1 s tick, so a stop nearly always comes while the last step's messages are in flight."""
-    path.write_text(f"""
-[meter]
-id = "MTR-ST"
-measurement_interval = "1s"
-tick = "1s"
-store = "{path.parent / 'meter.sqlite3'}"
-
-[chip]
-profile = "sdm120"
-tcp = "127.0.0.1:{chip_port}"
-timeout = 0.5
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-will_delay = 0
-
-[contracts.supply]
-company = "A"
-data_types = ["time", "power", "energy"]
-
-[[contracts.data]]
-company = "B"
-data_types = ["energy"]
-send_interval = "3s"
-
-[[contracts.data]]
-company = "D"
-data_types = ["energy", "totals"]
-send_interval = "5s"
-""")
-    return path
-
-
 def test_clean_stops_and_restarts_repeat_nothing(tmp_path, broker):
     """Ten SIGTERMs of ``smartmeter appliance run`` (the real stop path), each followed by a restart."""
     rng = random.Random(10)
     emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
-    config = write_config(tmp_path / "meter.toml", broker, emulator.start_tcp())
+    # 1 s windows and a 1 s tick, so a stop nearly always comes while the last step's messages are in flight
+    config = subprocess_meter_config(tmp_path / "meter.toml", broker, emulator.start_tcp(), "MTR-ST", tick="1s",
+                                     data=(("B", '["energy"]', "3s"), ("D", '["energy", "totals"]', "5s")))
     wire = Wire(broker)
     db = tmp_path / "meter.sqlite3"
     try:
