@@ -24,7 +24,7 @@ from appliance.wire import CLOCK_SKEW
 
 from .model import Reading, StatusEvent
 from .mqtt import disconnect, make_client, start_subscriber
-from .payloads import Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status
+from .payloads import Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable
 from .storage import Storage
 from .storage.dead_letters import DeadLetter
 
@@ -154,12 +154,12 @@ class Collector:
 
     def _refuse(self, topic: str, payload: bytes, reason: str, detail: str, exc_info: bool = False) -> None:
         self.stats.malformed[reason] += 1
-        letter = DeadLetter(topic[:MAX_TOPIC], reason[:80], excerpt(payload), self.clock.now())
+        letter = DeadLetter(printable(topic, MAX_TOPIC), printable(reason, 80), excerpt(payload), self.clock.now())
         with self._lock:
             self._dead.append(letter)
         if self._log_gate.open(reason, letter.received_at):
             log.warning("refused a message on %s: %s (this kind is logged once a minute; all go to dead_letters)",
-                        letter.topic, detail[:300], exc_info=exc_info)
+                        letter.topic, printable(detail, 300), exc_info=exc_info)
 
     def _add_readings(self, readings: list[Reading]) -> None:
         with self._lock:

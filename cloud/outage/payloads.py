@@ -94,7 +94,14 @@ def parse_status(payload: bytes, topic_meter: str, intake: Intake) -> StatusEven
     return StatusEvent(topic_meter, MeterState(s.state), s.at)
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` with control characters escaped: PostgreSQL refuses NUL in text, logs
+    and terminals should not get the others."""
+    text = text[:limit]
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def excerpt(payload: bytes, limit: int = 200) -> str:
     """A bounded, printable excerpt of a refused payload, for the dead-letter table and the log."""
-    text = payload[:limit].decode("utf-8", errors="replace")
+    text = printable(payload[:limit].decode("utf-8", errors="replace"))
     return text + (f"... ({len(payload)} bytes)" if len(payload) > limit else "")

@@ -200,3 +200,11 @@ def test_the_collector_fails_loudly_when_its_mqtt_thread_cannot_go_on(broker, pu
     wait_until(lambda: not c.healthy, what="the failure to show")
     assert "MemoryError" in c.failure
     threading.Thread(target=c.stop, daemon=True).start()
+
+
+def test_a_topic_or_payload_with_nul_is_set_aside_too(collector, storage, day_clock):
+    """PostgreSQL refuses NUL in text: a dead letter that cannot be written would stall the stream."""
+    collector.handle("\x00", b"{\x00}")
+    collector.handle("meters/m1/interval", reading("m1", 1, day_clock.now()))
+    collector.flush()
+    assert storage.reading_keys() == [("m1", 1)] and storage.dead_letters()[0].topic == "\\x00"
