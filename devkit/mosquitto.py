@@ -84,12 +84,15 @@ class LocalMosquitto:
         return load_mqtt_config(self.workdir / "broker" / "parties" / f"{name}.toml")
 
     def _plain_conf(self) -> Path:
+        from cloud.broker import MAX_PACKET_SIZE
+
         conf = [
             f"listener {self.port} 127.0.0.1",
             "persistence true",  # sessions and queued messages survive a broker restart
             f"persistence_location {self.workdir}/",
             "max_queued_messages 0",  # unlimited: the meter's outbox is the real queue
             "max_inflight_messages 0",
+            f"max_packet_size {MAX_PACKET_SIZE}",  # as a production broker: no 16 MB message reaches a handler
             "log_dest stderr",
             "log_type error",
             "log_type warning",

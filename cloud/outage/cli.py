@@ -65,22 +65,26 @@ def _until_signal() -> threading.Event:
 def cmd_collector(args) -> int:
     from appliance.clock import SystemClock
 
-    from .collector import Collector, Timing
+    from .collector import Collector, IntakeConfig, Timing
     from .storage import open_storage
 
     storage = open_storage(args.db)
-    c = Collector(storage, SystemClock(), Timing(args.period, args.grace))
+    c = Collector(storage, SystemClock(), Timing(args.period, args.grace), intake=IntakeConfig(skew=args.clock_skew))
     host, port = host_port(args.mqtt, 1883)
     c.start(host, port, share_group=args.share_group, client_id=args.client_id)
     log.info("collector on %s:%d%s", host, port, f" in $share group {args.share_group}" if args.share_group else "")
     stop = _until_signal()
     while not stop.wait(1.0):
+        if not c.healthy:  # exit non-zero, so systemd restarts it
+            log.critical("collector cannot go on: %s", c.failure or "its MQTT thread ended")
+            return 1
         table2 = c.poll_window()
         if table2 is not None:
             log.info("window ending %s: %d meters without communication (Table 2)", table2.window_end, len(table2.meter_ids))
     c.stop()
     s = c.stats
-    print(f"messages {s.messages}, stored {s.stored}, duplicates {s.duplicates}, malformed {s.malformed_total} {dict(s.malformed)}")
+    print(f"messages {s.messages}, stored {s.stored}, duplicates {s.duplicates}, refused {s.malformed_total} "
+          f"{dict(s.malformed)}, dead letters {s.dead_letters}")
     return 0
 
 
@@ -133,16 +137,25 @@ def cmd_notifier(args) -> int:
     return 0
 
 
+CSV_HEADER = ("meter_id", "customer_number", "prefecture", "city", "district", "concentrator_id", "email", "name",
+              "language")
+CSV_REQUIRED = CSV_HEADER[:6]  # email, name and language may be left out
+
+
 def read_registrations(path: Path):
-    """CSV (header: meter_id,customer_number,prefecture,city,district,concentrator_id,email,name,language)
-    or JSON (a list of objects with ``area`` as prefecture/city/district)."""
+    """CSV (header :data:`CSV_HEADER`) or JSON (a list of objects with ``area`` as prefecture/city/district)."""
     from .api import registration_from_json
 
     if path.suffix.lower() == ".json":
         return [registration_from_json(o) for o in json.loads(path.read_text(encoding="utf-8"))]
     out = []
     with path.open(encoding="utf-8-sig", newline="") as f:
-        for row in csv.DictReader(f):
+        reader = csv.DictReader(f)
+        missing = [c for c in CSV_REQUIRED if c not in (reader.fieldnames or ())]
+        if missing:
+            raise SystemExit(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                             f"expected header: {','.join(CSV_HEADER)}")
+        for row in reader:
             row["area"] = "/".join((row.pop("prefecture"), row.pop("city"), row.pop("district")))
             out.append(registration_from_json(row))
     return out
@@ -220,6 +233,8 @@ def cmd_fleet(args) -> int:
 
 
 def register(groups) -> None:
+    from appliance.wire import CLOCK_SKEW
+
     from .scenarios import SCENARIOS
 
     cloud, sim = groups["cloud"], groups["sim"]
@@ -231,6 +246,8 @@ def register(groups) -> None:
     _timing_args(p)
     p.add_argument("--share-group", help="join this $share group so several collectors split the load")
     p.add_argument("--client-id", help="persistent MQTT session: nothing is lost across restarts")
+    p.add_argument("--clock-skew", type=duration, default=CLOCK_SKEW,
+                   help="refuse readings and statuses stamped more than this ahead of this host's clock (default 5m)")
     p.set_defaults(func=cmd_collector)
 
     p = cloud.add_parser("manager", help="outage pipeline: judge outages, serve the operators' API (device 25)",
@@ -261,8 +278,8 @@ def register(groups) -> None:
     p = cloud.add_parser("registrations", help="outage pipeline: customers' registrations (Table 1)")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="import registrations from CSV/JSON, or generate a simulated fleet's",
-                         description="CSV header: meter_id,customer_number,prefecture,city,district,concentrator_id,"
-                                     "email,name,language. JSON: a list of objects with area 'prefecture/city/district'.")
+                         description=f"CSV header: {','.join(CSV_HEADER)} (email, name and language may be "
+                                     "left out). JSON: a list of objects with area 'prefecture/city/district'.")
     imp.add_argument("file", nargs="?", help="CSV or JSON file")
     imp.add_argument("--fleet", type=int, help="generate the registrations of `smartmeter sim fleet --meters N`")
     imp.add_argument("--area-size", type=int, default=40, help="customers per area (with --fleet)")

@@ -10,6 +10,7 @@ collector that dies loses nothing, the broker redelivers and the database drops 
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import Counter
@@ -19,15 +20,47 @@ from datetime import datetime, timedelta
 import paho.mqtt.client as paho
 
 from appliance.clock import Clock, floor_to
+from appliance.wire import CLOCK_SKEW
 
 from .model import Reading, StatusEvent
 from .mqtt import disconnect, make_client, start_subscriber
-from .payloads import MalformedPayload, decode_json, parse_batch, parse_reading, parse_status
+from .payloads import Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable
 from .storage import Storage
+from .storage.dead_letters import DeadLetter
 
 log = logging.getLogger(__name__)
 
 TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status")
+MAX_TOPIC = 200  # characters of a topic kept with a dead letter
+PRUNE_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    """What the collector accepts, and how long it keeps what it refused."""
+
+    skew: timedelta = CLOCK_SKEW  # how far ahead of this clock a meter's time may be
+    dead_letter_keep: timedelta = timedelta(days=30)
+    dead_letter_cap: int = 100_000
+
+
+class LogGate:
+    """Lets one log line per kind through per ``every``: a flood of junk must not flood the log."""
+
+    def __init__(self, every: timedelta = timedelta(minutes=1)) -> None:
+        self.every = every
+        self._last: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def open(self, kind: str, now: datetime) -> bool:
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.every:
+                return False
+            if len(self._last) > 1000:  # reasons are a small fixed set; bound it anyway
+                self._last.clear()
+            self._last[kind] = now
+            return True
 
 
 @dataclass
@@ -37,7 +70,8 @@ class CollectorStats:
     stored: int = 0  # new rows written
     duplicates: int = 0
     statuses: int = 0
-    malformed: Counter = field(default_factory=Counter)  # reason -> count
+    malformed: Counter = field(default_factory=Counter)  # refused, reason -> count
+    dead_letters: int = 0  # written to the dead-letter table
 
     @property
     def malformed_total(self) -> int:
@@ -60,10 +94,11 @@ class Timing:
 
 class Collector:
     def __init__(self, storage: Storage, clock: Clock, timing: Timing | None = None,
-                 batch_size: int = 2000, flush_interval_s: float = 0.2) -> None:
+                 batch_size: int = 2000, flush_interval_s: float = 0.2, intake: IntakeConfig | None = None) -> None:
         self.storage = storage
         self.clock = clock
         self.timing = timing or Timing()
+        self.intake = intake or IntakeConfig()
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self.stats = CollectorStats()
@@ -71,53 +106,71 @@ class Collector:
         self._flush_lock = threading.Lock()
         self._readings: list[Reading] = []
         self._statuses: list[StatusEvent] = []
+        self._dead: list[DeadLetter] = []
         self._acks: list[tuple[int, int]] = []  # (mid, qos) in arrival order: MQTT wants PUBACKs in order
         self._client: paho.Client | None = None
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         self._last_window: datetime | None = None
+        self._log_gate = LogGate()
+        self._pruned_at = datetime.min.replace(tzinfo=clock.now().tzinfo)
+        self.failed = threading.Event()  # set when the collector cannot go on: its process must exit non-zero
+        self.failure = ""
 
     # ----- message handling (also usable without MQTT)
     def handle(self, topic: str, payload: bytes) -> None:
-        """Parse one message into the pending batch; malformed ones are logged, counted, dropped."""
+        """Validate one message into the pending batch. Nothing a sender does raises here: a refused
+        message becomes a dead letter (reason, bounded excerpt), counted and logged at most once a
+        minute per reason, and is acknowledged with the batch like any other."""
         self.stats.messages += 1
+        intake = Intake(self.clock.now(), self.intake.skew)
         parts = topic.split("/")
         try:
             if len(parts) != 3:
-                raise MalformedPayload("unexpected topic", topic)
+                raise MalformedPayload("unexpected topic")
             if parts[0] == "meters" and parts[2] == "status":
                 if not payload:
                     return  # a cleared retained status
-                event = parse_status(decode_json(payload), parts[1])
+                event = parse_status(payload, parts[1], intake)
                 with self._lock:
                     self._statuses.append(event)
                 self.stats.statuses += 1
             elif parts[0] == "meters" and parts[2] == "interval":
-                self._add_readings([parse_reading(decode_json(payload), parts[1])])
+                self._add_readings([parse_reading(payload, intake, parts[1])])
             elif parts[0] == "concentrators" and parts[2] == "batch":
                 good = []
-                for raw in parse_batch(decode_json(payload)):
+                for raw in parse_batch(payload):
                     try:
-                        good.append(parse_reading(raw))
+                        good.append(parse_reading(raw, intake))
                     except MalformedPayload as exc:
-                        self._malformed(topic, exc)
+                        self._refuse(topic, raw, exc.reason, str(exc))
                 self._add_readings(good)
             else:
-                raise MalformedPayload("unexpected topic", topic)
+                raise MalformedPayload("unexpected topic")
         except MalformedPayload as exc:
-            self._malformed(topic, exc)
+            self._refuse(topic, payload, exc.reason, str(exc))
+        except Exception as exc:  # a bug met by a sender's message: set it aside, keep going
+            self._refuse(topic, payload, "internal error", repr(exc)[:200], exc_info=True)
 
-    def _malformed(self, topic: str, exc: MalformedPayload) -> None:
-        self.stats.malformed[exc.reason] += 1
-        log.warning("dropped malformed message on %s: %s", topic, exc)
+    def _refuse(self, topic: str, payload: bytes, reason: str, detail: str, exc_info: bool = False) -> None:
+        self.stats.malformed[reason] += 1
+        letter = DeadLetter(printable(topic, MAX_TOPIC), printable(reason, 80), excerpt(payload), self.clock.now())
+        with self._lock:
+            self._dead.append(letter)
+        if self._log_gate.open(reason, letter.received_at):
+            log.warning("refused a message on %s: %s (this kind is logged once a minute; all go to dead_letters)",
+                        letter.topic, printable(detail, 300), exc_info=exc_info)
 
     def _add_readings(self, readings: list[Reading]) -> None:
         with self._lock:
             self._readings.extend(readings)
-            full = len(self._readings) >= self.batch_size
+            full = self._pending_count() >= self.batch_size
         self.stats.readings += len(readings)
         if full and self._client is None:
             self.flush()  # without MQTT nobody else flushes on size
+
+    def _pending_count(self) -> int:
+        return len(self._readings) + len(self._dead)
 
     def pending(self) -> tuple[list[Reading], list[StatusEvent]]:
         """Received but not yet committed (a copy)."""
@@ -125,27 +178,75 @@ class Collector:
             return list(self._readings), list(self._statuses)
 
     def flush(self) -> int:
-        """Commit what is pending, then acknowledge it. Returns the number of new readings."""
+        """Commit what is pending, then acknowledge it. Returns the number of new readings.
+
+        A batch the database refuses is tried again row by row: the rows it still refuses become dead
+        letters and the rest are stored. Only when even that fails (the database is down) is the batch
+        kept for the next flush."""
         with self._flush_lock:
             with self._lock:
                 readings, self._readings = self._readings, []
                 statuses, self._statuses = self._statuses, []
+                dead, self._dead = self._dead, []
                 acks, self._acks = self._acks, []
+            now = self.clock.now()
             try:
-                now = self.clock.now()
-                new = self.storage.store_readings(readings, now) if readings else 0
-                self.storage.store_statuses(statuses, now)
+                new = self._store(readings, statuses, dead, now)
             except Exception:
                 log.exception("storing %d readings failed; kept for the next flush", len(readings))
                 with self._lock:
-                    self._readings[:0], self._statuses[:0], self._acks[:0] = readings, statuses, acks
+                    self._readings[:0], self._statuses[:0], self._dead[:0], self._acks[:0] = readings, statuses, dead, acks
                 return 0
             self.stats.stored += new
-            self.stats.duplicates += len(readings) - new
             if self._client is not None:
                 for mid, qos in acks:
                     self._client.ack(mid, qos)
+            if now - self._pruned_at >= PRUNE_EVERY:
+                self._pruned_at = now
+                self.storage.prune_dead_letters(now, self.intake.dead_letter_keep, self.intake.dead_letter_cap)
             return new
+
+    def _store(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter], now: datetime) -> int:
+        new = 0
+        try:
+            new = self.storage.store_readings(readings, now) if readings else 0
+            self.stats.duplicates += len(readings) - new
+            readings = []
+            self.storage.store_statuses(statuses, now)
+        except Exception as exc:
+            log.warning("storing a batch failed (%r); trying it row by row", exc)
+            new += self._one_by_one(readings, statuses, dead, now)
+        self.storage.add_dead_letters(dead)
+        self.stats.dead_letters += len(dead)
+        return new
+
+    def _one_by_one(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter],
+                    now: datetime) -> int:
+        """Store each row on its own; the ones refused join ``dead`` (a valid reading whole, to replay)."""
+        new = 0
+        for r in readings:
+            try:
+                n = self.storage.store_readings([r], now)
+            except Exception as exc:
+                body = r.payload if isinstance(r.payload, str) else json.dumps(r.payload)
+                dead.append(DeadLetter(f"meters/{r.meter_id}/interval", "storage refused", body, now))
+                self._note_store_failure(exc, now)
+                continue
+            new += n
+            self.stats.duplicates += 1 - n
+        for e in statuses:
+            try:
+                self.storage.store_statuses([e], now)
+            except Exception as exc:
+                dead.append(DeadLetter(f"meters/{e.meter_id}/status", "storage refused",
+                                       f'{{"state": "{e.state.value}", "at": "{e.at.isoformat()}"}}', now))
+                self._note_store_failure(exc, now)
+        return new
+
+    def _note_store_failure(self, exc: Exception, now: datetime) -> None:
+        self.stats.malformed["storage refused"] += 1
+        if self._log_gate.open("storage refused", now):
+            log.error("the database refused a row; set aside as a dead letter: %r", exc)
 
     # ----- Table 2
     def latest_closed_window(self, now: datetime | None = None) -> datetime:
@@ -175,15 +276,16 @@ class Collector:
 
         def on_message(c, userdata, msg):
             try:
-                self.handle(msg.topic, msg.payload)
-            except Exception:  # a bug must not stop the collector; the message is acknowledged and logged
-                log.exception("unexpected error on %s", msg.topic)
-            with self._lock:
-                if msg.qos:
-                    self._acks.append((msg.mid, msg.qos))
-                full = len(self._readings) >= self.batch_size
-            if full:
-                self.flush()
+                self.handle(msg.topic, msg.payload)  # never raises for what a sender did
+                with self._lock:
+                    if msg.qos:
+                        self._acks.append((msg.mid, msg.qos))
+                    full = self._pending_count() >= self.batch_size
+                if full:
+                    self.flush()
+            except BaseException as exc:  # this thread must not die silently: fail loudly instead
+                self.fail(f"the MQTT thread cannot go on: {exc!r}")
+                raise
 
         client.on_message = on_message
         self._client = client
@@ -191,7 +293,19 @@ class Collector:
         self._flusher = threading.Thread(target=self._flush_loop, name="collector-flush", daemon=True)
         self._flusher.start()
         start_subscriber(client, host, port, [(prefix + t, qos) for t in TOPICS],
-                         session_expiry_s=session_expiry_s if client_id else 0)
+                         session_expiry_s=session_expiry_s if client_id else 0, on_failure=self.fail)
+
+    def fail(self, reason: str) -> None:
+        """The collector cannot go on (its MQTT thread is gone, its subscription refused)."""
+        log.critical("collector failed: %s", reason)
+        self.failure = reason
+        self.failed.set()
+
+    @property
+    def healthy(self) -> bool:
+        """False once the collector failed or its network thread ended without :meth:`stop`."""
+        thread = getattr(self._client, "_thread", None)  # paho's loop_start thread
+        return not self.failed.is_set() and (self._client is None or thread is None or thread.is_alive())
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.flush_interval_s):

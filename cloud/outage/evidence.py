@@ -3,7 +3,8 @@
 Evidence is ordered by the meter's own time stamps (a retained status replayed days later cannot
 override a newer reading), and silence by the collector's windows:
 
-* a last gasp (``power_fail``) or Last Will (``offline``) newer than the last reading: down, *strong*;
+* a last gasp (``power_fail``) or Last Will (``offline``) stamped at or after the end of the last
+  reading (a gasp on the window boundary counts): down, *strong*;
 * no reading for a window that started after the meter was last known alive: silent. One missed
   window is *weak* evidence (about 1% of a real fleet misses any given read), ``confirm_windows``
   in a row are strong. The manager lets weak evidence count only when it is corroborated.
@@ -33,7 +34,7 @@ def judge(comm: MeterComm, closed_end: datetime, period: timedelta, confirm_wind
     if last_end is None:
         return None  # never heard from: not monitored yet
     status_at = comm.status_at
-    if comm.status is not None and comm.status.is_down and status_at is not None and status_at > last_end:
+    if comm.status is not None and comm.status.is_down and status_at is not None and status_at >= last_end:
         return Judgement(comm.meter_id, status_at, True, True, 0)
     anchor = last_end  # the meter was alive at least until here
     if comm.status in (MeterState.ONLINE, MeterState.POWER_RESTORED) and status_at is not None and status_at > anchor:

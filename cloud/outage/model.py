@@ -64,7 +64,7 @@ class Reading:
     seq: int
     interval_start: datetime
     interval_end: datetime
-    payload: dict[str, Any]
+    payload: dict[str, Any] | str  # the JSON object, or its text as received
 
 
 class MeterState(str, Enum):

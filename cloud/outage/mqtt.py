@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -48,24 +49,37 @@ def disconnect(client: paho.Client) -> None:
 
 
 def start_subscriber(client: paho.Client, host: str, port: int, topics: list[tuple[str, int]],
-                     session_expiry_s: int = 0, timeout: float = 10.0) -> None:
-    """Connect, (re)subscribe on every connect, and return once the broker granted the subscription."""
+                     session_expiry_s: int = 0, timeout: float = 10.0,
+                     on_failure: Callable[[str], None] | None = None) -> None:
+    """Connect, (re)subscribe on every connect, and return once the broker granted the subscription.
+
+    A resumed persistent session already holds the subscription, and the broker sends its backlog
+    ahead of the SUBACK: waiting for it would race the backlog (a long one would look like a dead
+    broker). Then this returns at the CONNACK, and a refusal arriving later goes to ``on_failure``."""
     subscribed = threading.Event()
+    resumed = threading.Event()
+    refused: list[str] = []
 
     def on_connect(c, userdata, flags, reason_code, properties):
+        if flags.session_present:
+            resumed.set()
         c.subscribe(topics)
 
     def on_subscribe(c, userdata, mid, reason_codes, properties):
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
         if failed:
-            raise_later.append(failed)
+            refused.append(f"subscription refused: {failed}")
+            if on_failure is not None and resumed.is_set():
+                on_failure(refused[-1])
         subscribed.set()
 
-    raise_later: list[list[str]] = []
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     connect(client, host, port, session_expiry_s=session_expiry_s, timeout=timeout)
+    if resumed.is_set():
+        subscribed.set()  # from here on a refusal is reported through on_failure
+        return
     if not subscribed.wait(timeout):
         raise TimeoutError("no SUBACK from the MQTT broker")
-    if raise_later:
-        raise PermissionError(f"subscription refused: {raise_later[0]}")
+    if refused:
+        raise PermissionError(refused[0])

@@ -1,84 +1,107 @@
-"""Parsing the meters' MQTT payloads (interfaces.md section 2) into domain objects.
+"""The meters' MQTT payloads (interfaces.md section 2), validated against the one wire contract
+(:mod:`appliance.wire`) and turned into domain objects.
 
-Anything that does not parse raises :class:`MalformedPayload` with a reason a person can act on;
-the collector logs and counts it, and never stores it.
+Anything refused raises :class:`MalformedPayload` (``appliance.wire.WireError``) with a short,
+countable reason; the collector sets it aside as a dead letter and never stores it. Times are checked
+against the receiver's clock: a time more than ``skew`` ahead of it, or before :data:`EARLIEST`, is
+refused, so a forged or broken clock can neither declare an outage nor hide a meter's real one.
 """
 from __future__ import annotations
 
-import json
 import re
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from appliance.wire import (
+    CLOCK_SKEW,
+    MAX_BATCH_BYTES,
+    MAX_MESSAGE_BYTES,
+    Batch,
+    IntervalReading,
+    StatusMessage,
+    WireError,
+    check_time,
+    check_topic,
+    decode,
+)
 
 from .model import MeterState, Reading, StatusEvent
 
-METER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MalformedPayload = WireError  # the collector's name for a refused message
+EARLIEST = datetime(2010, 1, 1, tzinfo=timezone.utc)  # older than any meter of this fleet: a broken clock
+METER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # interfaces.md section 2, as appliance.wire.MeterId
+_PATH = re.compile(r"at `\$\.?([A-Za-z_]{1,40})")
 
 
-class MalformedPayload(ValueError):
-    """A message that breaks the wire contract. ``reason`` is a short, countable label."""
+@dataclass(frozen=True)
+class Intake:
+    """What the receiver accepts; ``now`` is the receiver's clock at arrival."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+    now: datetime
+    skew: timedelta = CLOCK_SKEW
 
 
-def decode_json(payload: bytes) -> Any:
+def _decode(payload: bytes, kind: type, max_bytes: int = MAX_MESSAGE_BYTES):
     try:
-        return json.loads(payload.decode("utf-8"))  # the contract says UTF-8; json.loads(bytes) would guess
-    except UnicodeDecodeError as exc:
-        raise MalformedPayload("not UTF-8", str(exc)) from None
-    except ValueError as exc:
-        raise MalformedPayload("not JSON", str(exc)) from None
+        return decode(payload, kind, max_bytes=max_bytes)
+    except WireError as exc:
+        if exc.reason == "invalid":  # name the field, so counts say what was wrong
+            m = _PATH.search(exc.detail)
+            raise WireError(f"invalid {m.group(1)}" if m else "invalid", exc.detail) from None
+        if exc.reason == "not JSON" and not _is_utf8(payload):
+            raise WireError("not UTF-8", exc.detail) from None
+        raise
 
 
-def _time(obj: dict[str, Any], name: str) -> datetime:
-    value = obj.get(name)
-    if not isinstance(value, str):
-        raise MalformedPayload(f"missing {name}")
+def _is_utf8(payload: bytes) -> bool:
     try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedPayload(f"bad {name}", repr(value)[:80]) from None
-    if dt.tzinfo is None:
-        raise MalformedPayload(f"{name} has no UTC offset", value)
-    return dt
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
-def meter_id_of(value: Any) -> str:
-    if not isinstance(value, str) or not METER_ID.fullmatch(value):
-        raise MalformedPayload("bad meter_id", repr(value)[:80])
+def _check(at: datetime, name: str, intake: Intake) -> None:
+    check_time(at, intake.now, name=name, skew=intake.skew, not_before=EARLIEST)
+
+
+def parse_reading(payload: bytes, intake: Intake, topic_meter: str | None = None) -> Reading:
+    """One interval reading; ``topic_meter`` is the id in ``meters/{id}/interval``, which must match."""
+    r: IntervalReading = _decode(payload, IntervalReading)
+    if topic_meter is not None:
+        check_topic(r.meter_id, topic_meter)
+    _check(r.interval_start, "interval_start", intake)
+    _check(r.interval_end, "interval_end", intake)
+    return Reading(r.meter_id, r.seq, r.interval_start, r.interval_end, payload.decode("utf-8"))
+
+
+def parse_batch(payload: bytes) -> list[bytes]:
+    """A concentrator's batch: the raw readings, each parsed (and maybe refused) on its own."""
+    batch: Batch = _decode(payload, Batch, MAX_BATCH_BYTES)
+    return [bytes(raw) for raw in batch.readings]
+
+
+def topic_meter_id(value: str) -> str:
+    if not METER_ID.fullmatch(value):
+        raise WireError("bad meter_id in topic", value[:80])
     return value
 
 
-def parse_reading(obj: Any, topic_meter: str | None = None) -> Reading:
-    """One interval reading; ``topic_meter`` is the id in ``meters/{id}/interval``, which must match."""
-    if not isinstance(obj, dict):
-        raise MalformedPayload("reading is not a JSON object")
-    meter = meter_id_of(obj.get("meter_id"))
-    if topic_meter is not None and meter != topic_meter:
-        raise MalformedPayload("meter_id differs from topic", f"{meter} != {topic_meter}")
-    seq = obj.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise MalformedPayload("bad seq", repr(seq)[:40])
-    start, end = _time(obj, "interval_start"), _time(obj, "interval_end")
-    if end <= start:
-        raise MalformedPayload("interval_end not after interval_start")
-    return Reading(meter, seq, start, end, obj)
+def parse_status(payload: bytes, topic_meter: str, intake: Intake) -> StatusEvent:
+    topic_meter_id(topic_meter)
+    s: StatusMessage = _decode(payload, StatusMessage)
+    _check(s.at, "at", intake)
+    return StatusEvent(topic_meter, MeterState(s.state), s.at)
 
 
-def parse_batch(obj: Any) -> list[Any]:
-    """A concentrator's batch: the raw readings, each parsed (and maybe rejected) on its own."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("readings"), list):
-        raise MalformedPayload("batch without a readings list")
-    return obj["readings"]
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` with control characters escaped: PostgreSQL refuses NUL in text, logs
+    and terminals should not get the others."""
+    text = text[:limit]
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def parse_status(obj: Any, topic_meter: str) -> StatusEvent:
-    if not isinstance(obj, dict):
-        raise MalformedPayload("status is not a JSON object")
-    try:
-        state = MeterState(obj.get("state"))
-    except ValueError:
-        raise MalformedPayload("unknown state", repr(obj.get("state"))[:40]) from None
-    return StatusEvent(meter_id_of(topic_meter), state, _time(obj, "at"))
+def excerpt(payload: bytes, limit: int = 200) -> str:
+    """A bounded, printable excerpt of a refused payload, for the dead-letter table and the log."""
+    text = printable(payload[:limit].decode("utf-8", errors="replace"))
+    return text + (f"... ({len(payload)} bytes)" if len(payload) > limit else "")

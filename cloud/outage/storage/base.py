@@ -2,12 +2,13 @@
 
 registrations (Table 1), readings and the meters' last word (the collector), outages and their
 members (Tables 3-5, the manager), distribution automation events, and the notifications outbox
-(the notifiers). Opening a database brings its schema to this code's version (:mod:`.migrations`).
+(the notifiers), and the messages the collector refused (dead letters). Opening a database brings its schema to this code's version (:mod:`.migrations`).
 """
 from __future__ import annotations
 
 from .da_events import DaEvents
 from .database import Backend
+from .dead_letters import DeadLetters
 from .migrations import migrate
 from .notifications import Notifications
 from .outages import Outages
@@ -15,7 +16,7 @@ from .readings import Readings
 from .registrations import Registrations
 
 
-class Storage(Registrations, Readings, Outages, DaEvents, Notifications):
+class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters):
     """Everything the pipeline keeps: registrations, the MDMS, the meters' evidence, outages, e-mails.
 
     Thread-safe: one connection per instance behind a lock. Processes share the database itself.

@@ -30,7 +30,9 @@ STATUS = statement(
     "INSERT INTO meter_comm (meter_id, status, status_at, status_rx_at) VALUES (:meter_id, :status, :at, :rx) "
     "ON CONFLICT (meter_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at, "
     "status_rx_at = excluded.status_rx_at "
-    "WHERE meter_comm.status_at IS NULL OR excluded.status_at >= meter_comm.status_at"
+    "WHERE (meter_comm.status_at IS NULL OR excluded.status_at >= meter_comm.status_at) "
+    # a (retained) status older than the meter's newest reading is stale: the reading says more
+    "AND (meter_comm.last_interval_end IS NULL OR excluded.status_at >= meter_comm.last_interval_end)"
 )
 READING_COUNT = statement("SELECT COUNT(*) FROM readings")
 ALL_KEYS = statement("SELECT meter_id, seq FROM readings ORDER BY meter_id, seq")
@@ -39,7 +41,7 @@ COMM = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id = :meter_id")
 COMMS = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id IN :meter_ids", "meter_ids")
 NO_COMMUNICATION = statement(
     "SELECT meter_id FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
-    "AND (last_interval_end IS NULL OR status_at > last_interval_end))",
+    "AND (last_interval_end IS NULL OR status_at >= last_interval_end))",
     "down",
 )
 DOWN_CANDIDATES = statement(
@@ -58,6 +60,11 @@ def _comm(row: Sequence[Any]) -> MeterComm:
     )
 
 
+def _body(payload: dict[str, Any] | str) -> str:
+    """The reading's JSON as received (text), or built from a dict."""
+    return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+
+
 class Readings(Database):
     def store_readings(self, readings: Sequence[Reading], received_at: datetime) -> int:
         """Store readings, deduplicated on (meter_id, seq); return how many were new."""
@@ -65,7 +72,7 @@ class Readings(Database):
             return 0
         rx = to_epoch(received_at)
         rows = [
-            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(), json.dumps(r.payload, ensure_ascii=False), rx)
+            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(), _body(r.payload), rx)
             for r in readings
         ]
         newest: dict[str, float] = {}

@@ -45,9 +45,13 @@ def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, 
     assert storage.reading_keys() == [("m1", 1), ("m2", 7)]
     assert c.stats.stored == 2 and c.stats.duplicates == 1
     assert c.stats.malformed == {
-        "not UTF-8": 1, "not JSON": 1, "meter_id differs from topic": 1, "interval_start has no UTC offset": 1,
-        "bad seq": 1, "unknown state": 1, "batch without a readings list": 1, "bad meter_id": 1,
+        "not UTF-8": 1, "not JSON": 1, "meter_id differs from topic": 1, "invalid interval_start": 1,
+        "invalid seq": 1, "invalid state": 1, "invalid": 1, "invalid meter_id": 1,
     }
+    letters = storage.dead_letters()
+    assert c.stats.dead_letters == len(letters) == 8  # each refused message is set aside with its reason
+    assert {d.reason for d in letters} == set(c.stats.malformed)
+    assert ("meters/m8/interval", "invalid seq") in {(d.topic, d.reason) for d in letters}
 
 
 def test_no_communication_list_after_grace(broker, publisher, storage, day_clock):
@@ -76,7 +80,7 @@ def test_two_collectors_on_a_shared_subscription_neither_lose_nor_double_count(b
     collectors = [Collector(s, day_clock, flush_interval_s=0.05, batch_size=200) for s in stores]
     for i, c in enumerate(collectors):
         c.start(broker.host, broker.port, share_group="outage", client_id=f"collector-{i}")
-    end = day_clock.now()
+    end = day_clock.now() - 4 * PERIOD  # every reading is in the past
     sent = 0
     for seq in range(1, 5):
         for m in range(150):

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from polling import wait_for as wait_until
 
-from cloud.outage.collector import Collector
+from cloud.outage.collector import Collector, IntakeConfig
 from cloud.outage.storage import open_storage
 from smartmeter.cli import build_parser
 
@@ -30,12 +31,15 @@ def test_every_command_has_help(argv, capsys):
     assert exc.value.code == 0 and "usage:" in capsys.readouterr().out
 
 
-def test_import_and_simulated_fleet_through_a_collector(tmp_path, broker, day_clock, capsys):
+def test_import_and_simulated_fleet_through_a_collector(tmp_path, broker, capsys):
+    from appliance.clock import SystemClock
+
     url = f"sqlite:///{tmp_path / 'o.db'}"
     assert run("cloud", "registrations", "import", "--fleet", "120", "--area-size", "30", "--db", url) == 0
     storage = open_storage(url)
     assert storage.registration_count() == 120
-    c = Collector(storage, day_clock, flush_interval_s=0.05)
+    # the fleet's simulated clock runs ahead of the real one: as `cloud collector --clock-skew 1d` would
+    c = Collector(storage, SystemClock(), flush_interval_s=0.05, intake=IntakeConfig(skew=timedelta(days=1)))
     c.start(broker.host, broker.port)
     assert run("sim", "fleet", "--meters", "120", "--area-size", "30", "--windows", "2", "--clock", "simulated",
                "--scenario", "area-outage", "--spread", "0", "--batch", "--mqtt", f"{broker.host}:{broker.port}") == 0
