@@ -10,9 +10,9 @@ import sqlite3
 import threading
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 from polling import wait_for
+from receivers import Publisher
 
 from cloud import cli
 from cloud.company_server import CompanyServer
@@ -26,22 +26,6 @@ def topic(meter: str, kind: str = "data", code: str = CODE) -> str:
 
 def reading(meter: str, seq: int, **fields) -> bytes:
     return json.dumps({"meter_id": meter, "company_code": CODE, "seq": seq, "power_w": 100.0, **fields}).encode()
-
-
-class Publisher:
-    """A party on the broker that may send anything on the company's topics."""
-
-    def __init__(self, broker) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
