@@ -14,6 +14,7 @@ class Publisher:
     """A party on the broker that may send anything on anyone's topics."""
 
     def __init__(self, broker) -> None:
+        self.broker = broker
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
@@ -24,6 +25,23 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def send_once(broker, topic: str, payload: bytes) -> bool:
+    """Publish one message on a connection of its own; False if the broker would not take it (it cuts
+    off a party that sends a malformed topic, and paho would resend it on every reconnect)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        info = client.publish(topic, payload, qos=1)
+        info.wait_for_publish(1)  # a loopback broker acknowledges in milliseconds
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+    finally:
+        client.disconnect()
+        client.loop_stop()
 
 
 class ApiRig:
