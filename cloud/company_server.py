@@ -29,14 +29,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator, Literal
 
 import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from appliance.wire import CompanyData, CompanyEvent, WireError, check_topic, decode
+from appliance.datatypes import DataType
+from appliance.wire import CompanyData, CompanyEvent, EventId, WireError, check_topic, decode
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,26 @@ EXCERPT_CHARS = 200  # of a rejected payload (and its topic), enough to recognis
 KEEP_REJECTED = 10_000  # rows; older ones are dropped first
 REJECTED_RETENTION = timedelta(days=30)
 LOG_EVERY = timedelta(minutes=1)  # a rejection reason is logged at most this often
+
+
+class ContractTerms(msgspec.Struct, frozen=True):
+    """What the server learns from ``contract_scheduled`` / ``contract_started``: the data types on contract."""
+
+    action: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    change_id: EventId | None = None
+    data_types: Annotated[list[DataType], msgspec.Meta(max_length=4 * len(DataType))] = []
+
+
+class ConfirmRequest(msgspec.Struct, frozen=True):
+    """A ``confirm_request`` event: the nonce the signed answer must echo, and what it confirms."""
+
+    nonce: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,64}$")]  # printable ASCII, as a command allows
+    purpose: Literal["switch", "send"]
+    change_id: EventId | None = None
+
+
+LEARNT_FROM = {"contract_scheduled": ContractTerms, "contract_started": ContractTerms,
+               "confirm_request": ConfirmRequest}  # events whose details the server acts on, declared
 
 
 @dataclass(frozen=True)
@@ -172,6 +193,10 @@ class CompanyServer:
         check_topic(msg.meter_id, parts[3])
         if msg.company_code != self.code:
             raise WireError("company_code differs", f"{msg.company_code} != {self.code}")
+        details = decode(payload, LEARNT_FROM[msg.event]) if kind == "events" and msg.event in LEARNT_FROM else None
+        if isinstance(details, ContractTerms) and msg.event == "contract_scheduled" and details.action == "contract" \
+                and details.change_id is None:
+            raise WireError("invalid", "a scheduled contract without its change_id")
         text = payload.decode()
         with self._lock, self._transaction():  # the event and what is learnt from it, or neither
             if kind == "data":
@@ -181,10 +206,10 @@ class CompanyServer:
                                       (msg.meter_id, msg.event_id, msg.event, text)).rowcount
             if not new:
                 self._count("duplicates")
-            elif kind == "events":
-                self._learn(msg.meter_id, msgspec.json.decode(payload))
-        if new and kind == "events" and msg.event == "confirm_request":
-            self._answer(msg.meter_id, msgspec.json.decode(payload))
+            elif isinstance(details, ContractTerms):
+                self._learn(msg.meter_id, msg.event, details)
+        if new and isinstance(details, ConfirmRequest):
+            self._answer(msg.meter_id, details)
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -216,15 +241,13 @@ class CompanyServer:
             self._logged[reason] = (last, suppressed + 1)
 
     # -- confirmation (embodiment 4) ---------------------------------------------------------
-    def _learn(self, meter_id: str, body: dict[str, Any]) -> None:
+    def _learn(self, meter_id: str, event: str, terms: ContractTerms) -> None:
         """Keep the contract record from the meter's events (the real company's own sales system)."""
-        event = body.get("event")
-        if event == "contract_scheduled" and body.get("action") == "contract":
-            self.db.execute("INSERT OR REPLACE INTO records VALUES(?,?,?)",
-                            (meter_id, int(body["change_id"]), json.dumps(list(body.get("data_types") or []))))
+        types = json.dumps([t.value for t in terms.data_types])
+        if event == "contract_scheduled" and terms.action == "contract":
+            self.db.execute("INSERT OR REPLACE INTO records VALUES(?,?,?)", (meter_id, terms.change_id, types))
         elif event == "contract_started":
-            self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)",
-                            (meter_id, json.dumps(list(body.get("data_types") or []))))
+            self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)", (meter_id, types))
 
     def record(self, meter_id: str, change_id: int | None = None) -> list[str] | None:
         """The data types on record for a meter: of a scheduled change, else of the contract in force."""
@@ -239,12 +262,12 @@ class CompanyServer:
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)", (meter_id, json.dumps(list(data_types))))
 
-    def _answer(self, meter_id: str, body: dict[str, Any]) -> None:
+    def _answer(self, meter_id: str, request: ConfirmRequest) -> None:
         if self.key is None or self.answer == "silent":
             return
         from appliance.trust import sign_command  # the company's side of the signed command format
 
-        change_id = body.get("change_id") if body.get("purpose") == "switch" else None
+        change_id = request.change_id if request.purpose == "switch" else None
         with self._lock:
             types = self.record(meter_id, change_id)
         if types is None:
@@ -259,11 +282,11 @@ class CompanyServer:
             key = keys.generate()
         try:
             payload = sign_command("confirm", meter_id=meter_id, company_key=key, certificate=self.certificate,
-                                   now=self.now(), nonce=str(body["nonce"]), data_types=types)
+                                   now=self.now(), nonce=request.nonce, data_types=types)
         except Exception as exc:  # "forged": the library refuses a key that is not the certificate's
             if self.answer != "forged":
                 raise
-            payload = _forge(meter_id, key, self.certificate, self.now(), str(body["nonce"]), types, exc)
+            payload = _forge(meter_id, key, self.certificate, self.now(), request.nonce, types, exc)
         self.client.publish(f"meters/{meter_id}/commands", payload, qos=1, retain=False)
         self.answered += 1
 

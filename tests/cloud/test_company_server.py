@@ -117,6 +117,32 @@ def test_events_are_validated_too(company, publisher):
     assert server.record("M1") == ["power"] and server.received().rejected == 2
 
 
+def test_the_details_the_server_acts_on_are_validated_before_anything_is_stored(company, publisher, clock):
+    from appliance.domain import Role
+    from appliance.trust import issue_certificate, keys
+
+    registry, key = keys.generate(), keys.generate()
+    cert = issue_certificate(registry, company_code=CODE, name="ACME", role=Role.DATA, public_key=key.public_key(),
+                             not_before=clock.now() - timedelta(days=1), not_after=clock.now() + timedelta(days=365))
+    server = company(key=key, certificate=cert)
+    answers = []
+    server.client.publish = lambda topic, payload, **kw: answers.append((topic, payload))
+    started = {"meter_id": "M1", "company_code": CODE, "event": "contract_started", "at": "2026-11-23T00:00:00+09:00"}
+    ask = {"meter_id": "M1", "company_code": CODE, "event": "confirm_request", "at": "2026-11-23T00:00:00+09:00",
+           "purpose": "send"}
+    hostile = [{**started, "event_id": 1, "data_types": ["power", "x" * 50]},  # would poison every later answer
+               {**started, "event_id": 2, "data_types": "power"},
+               {**ask, "event_id": 3},  # no nonce to echo
+               {**ask, "event_id": 4, "nonce": "n" * 65},
+               {**started, "event": "contract_scheduled", "action": "contract", "event_id": 5}]  # no change_id
+    for body in hostile + [{**started, "event_id": 6, "data_types": ["power"]}, {**ask, "event_id": 7, "nonce": "ab12"}]:
+        publisher.send(topic("M1", "events"), json.dumps(body).encode())
+    wait_for(lambda: answers, what="the answer to the genuine request")
+    assert [e["event_id"] for e in server.events("M1")] == [6, 7] and server.record("M1") == ["power"]
+    got = server.received()
+    assert (got.rejected, len(answers)) == (5, 1) and answers[0][0] == "meters/M1/commands"
+
+
 def test_rejections_are_capped_pruned_and_logged_once_per_reason_per_minute(company, publisher, clock, caplog):
     server = company(keep_rejected=3)
     caplog.set_level(logging.WARNING, logger="cloud.company_server")

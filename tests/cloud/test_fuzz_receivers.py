@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from datetime import timedelta
 from urllib.parse import quote
 
 import msgspec
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from polling import wait_for
 from receivers import ApiRig, Publisher, send_once
 
-from appliance.wire import CompanyData
+from appliance.datatypes import DataType
+from appliance.wire import CompanyData, CompanyEvent
 from cloud.company_server import CompanyServer
 
 CODE = "ACME"
@@ -45,8 +47,14 @@ def as_bytes(obj) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
+events = st.one_of(st.sampled_from(["contract_started", "contract_scheduled", "confirm_request"]), texts)
 company_bodies = near_miss({"meter_id": meter_ids, "company_code": st.sampled_from([CODE, "OTHER", ""]),
-                            "seq": huge_ints, "event_id": huge_ints, "event": texts, "at": texts})
+                            "seq": huge_ints, "event_id": huge_ints, "event": events,
+                            "at": st.one_of(st.just("2026-11-23T00:00:00+09:00"), texts),
+                            # the details the server acts on: records learnt, confirmations answered
+                            "action": st.sampled_from(["contract", "menu"]), "change_id": huge_ints,
+                            "data_types": st.lists(st.sampled_from(["power", "energy", "x"])),
+                            "nonce": texts, "purpose": st.sampled_from(["send", "switch", "x"])})
 company_payloads = st.one_of(
     company_bodies.map(as_bytes),
     json_values.map(as_bytes),
@@ -65,8 +73,15 @@ company_topics = st.one_of(
 
 
 @pytest.fixture
-def company(broker, tmp_path):
-    server = CompanyServer(CODE, broker.host, broker.port, tmp_path / "company.sqlite3").start()
+def company(broker, tmp_path, clock):
+    from appliance.domain import Role
+    from appliance.trust import issue_certificate, keys
+
+    registry, key = keys.generate(), keys.generate()  # it answers confirmation requests too
+    cert = issue_certificate(registry, company_code=CODE, name=CODE, role=Role.DATA, public_key=key.public_key(),
+                             not_before=clock.now() - timedelta(days=1), not_after=clock.now() + timedelta(days=365))
+    server = CompanyServer(CODE, broker.host, broker.port, tmp_path / "company.sqlite3", key=key, certificate=cert,
+                           now=clock.now).start()
     assert server.connected.wait(10)
     publisher = Publisher(broker)
     yield server, publisher, {"seqs": itertools.count(1), "at least": 0, "at most": 0}
@@ -90,9 +105,11 @@ def test_hostile_messages_never_stop_or_fool_the_company_server(company, topic, 
     got = server.received()
     accounted = got.data + got.events + got.duplicates + got.rejected
     assert sent["at least"] <= accounted <= sent["at most"]  # every message delivered is accounted for
-    for row in server.data():
-        stored = msgspec.convert(row, CompanyData)  # nothing stored breaks the contract
-        assert stored.company_code == CODE
+    stored = [msgspec.convert(r, CompanyData) for r in server.data()] + \
+        [msgspec.convert(r, CompanyEvent) for r in server.events()]  # nothing stored breaks the contract
+    assert all(s.company_code == CODE for s in stored)
+    for (types,) in server.db.execute("SELECT data_types FROM records"):
+        msgspec.json.decode(types, type=list[DataType])  # nor does a record learnt from the events
     assert not [d for d in server.data("M2") if "M2" not in topic]  # no body stored under another meter
 
 
