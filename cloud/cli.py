@@ -5,7 +5,7 @@ import argparse
 import json
 import signal
 import sqlite3
-import threading
+import sys
 
 from .company_server import CompanyServer, read_data, read_events, summary
 
@@ -44,11 +44,14 @@ def cmd_company(args: argparse.Namespace) -> int:
     host, port = args.broker
     server = CompanyServer(args.code, host, port, args.db, username=args.username, password=args.password,
                            share_group=args.share_group).start()
-    stop = threading.Event()
+    stop = server.finished  # a signal, or a receiving loop that cannot go on (then exit 1: systemd restarts us)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     server.stop()
+    if server.failure is not None:
+        print(f"company {args.code}: stopped receiving: {server.failure!r}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -12,6 +12,12 @@ record is learnt from the meter's own events (``contract_scheduled`` for a pendi
 ``contract_started`` for the contract in force) or configured (``records=``). ``answer`` can be set
 to ``"wrong"`` (answers other data types, as a spoofed record would), ``"silent"`` (never answers)
 or ``"forged"`` (signs with a key the registry did not certify), for tests and demonstrations.
+
+Every message is untrusted: it is validated against the wire contract (:mod:`appliance.wire`) and
+its topic. One that fails is set aside in the ``rejected`` table with its reason, counted, logged
+once per reason per minute, and acknowledged, so the stream goes on. A failure that is not the
+message's fault (the database cannot be written) ends the MQTT loop without acknowledging, and
+``failure`` / ``finished`` tell the process to exit non-zero so that it is restarted.
 """
 from __future__ import annotations
 
@@ -19,14 +25,19 @@ import json
 import logging
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable, Iterator, Literal
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+from appliance.datatypes import DataType
+from appliance.wire import CompanyData, CompanyEvent, EventId, WireError, check_topic, decode
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +51,35 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 CREATE TABLE IF NOT EXISTS records (
     meter_id TEXT NOT NULL, change_id INTEGER NOT NULL, data_types TEXT NOT NULL,
     PRIMARY KEY (meter_id, change_id));  -- change_id 0: the contract in force
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY, topic TEXT NOT NULL, reason TEXT NOT NULL, excerpt TEXT NOT NULL, at TEXT NOT NULL);
 """
 
 ANSWER_MODES = ("records", "wrong", "silent", "forged")
+EXCERPT_CHARS = 200  # of a rejected payload (and its topic), enough to recognise it
+KEEP_REJECTED = 10_000  # rows; older ones are dropped first
+REJECTED_RETENTION = timedelta(days=30)
+LOG_EVERY = timedelta(minutes=1)  # a rejection reason is logged at most this often
+
+
+class ContractTerms(msgspec.Struct, frozen=True):
+    """What the server learns from ``contract_scheduled`` / ``contract_started``: the data types on contract."""
+
+    action: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    change_id: EventId | None = None
+    data_types: Annotated[list[DataType], msgspec.Meta(max_length=4 * len(DataType))] = []
+
+
+class ConfirmRequest(msgspec.Struct, frozen=True):
+    """A ``confirm_request`` event: the nonce the signed answer must echo, and what it confirms."""
+
+    nonce: Annotated[str, msgspec.Meta(pattern=r"^[!-~]{1,64}$")]  # printable ASCII, as a command allows
+    purpose: Literal["switch", "send"]
+    change_id: EventId | None = None
+
+
+LEARNT_FROM = {"contract_scheduled": ContractTerms, "contract_started": ContractTerms,
+               "confirm_request": ConfirmRequest}  # events whose details the server acts on, declared
 
 
 @dataclass(frozen=True)
@@ -57,11 +94,13 @@ class CompanyServer:
     def __init__(self, code: str, host: str, port: int, db_path: str | Path, *, username: str | None = None,
                  password: str | None = None, share_group: str | None = None, key: Any = None,
                  certificate: bytes | None = None, records: dict[str, list[str]] | None = None,
-                 answer: str = "records", now: Callable[[], datetime] | None = None) -> None:
+                 answer: str = "records", now: Callable[[], datetime] | None = None,
+                 keep_rejected: int = KEEP_REJECTED) -> None:
         """``key``/``certificate``: the company's Ed25519 signing key and its registry certificate (both or
         neither); with them the server answers confirmation requests. ``records``: meter id -> data
         types on contract (configured records; the meter's events update them). ``now``: the clock
-        the answers are signed with."""
+        the answers are signed and rejections stamped with. ``keep_rejected``: the cap of the
+        ``rejected`` table."""
         if (key is None) != (certificate is None):
             raise ValueError("a company server needs both its key and its certificate to answer confirmations")
         if answer not in ANSWER_MODES:
@@ -70,6 +109,11 @@ class CompanyServer:
         self.answer = answer
         self.now = now or (lambda: datetime.now(timezone.utc))
         self.answered = 0
+        self.keep_rejected = keep_rejected
+        self._logged: dict[str, tuple[datetime, int]] = {}  # reason -> (last logged, suppressed since)
+        self.failure: BaseException | None = None  # why the MQTT loop could not go on
+        self.finished = threading.Event()  # set on failure; a process waits on it (and on its signals)
+        self._thread: threading.Thread | None = None
         self.code = code
         self.host, self.port = host, port
         self.db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
@@ -87,65 +131,123 @@ class CompanyServer:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def start(self) -> "CompanyServer":
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 7 * 24 * 3600  # the broker keeps our queue for a week of downtime
         self.client.connect_async(self.host, self.port, clean_start=False, properties=props)
-        self.client.loop_start()
+        self._thread = threading.Thread(target=self._loop, name=f"company-{self.code}-mqtt", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
         self.client.disconnect()
-        self.client.loop_stop()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self) -> None:
+        """paho's network loop; an exception escaping a callback ends it (before the PUBACK is sent),
+        and is then recorded, logged and announced rather than lost with the thread."""
+        try:
+            self.client.loop_forever(retry_first_connection=True)
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("company %s: cannot go on receiving: %r", self.code, exc, exc_info=exc)
+            self.finished.set()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("company %s: broker refused: %s", self.code, reason_code)
             return
         client.subscribe(self.topic, qos=1)
-        self.connected.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Connected means subscribed: a message published from now on reaches us.
+        if not any(rc.is_failure for rc in reason_codes):
+            self.connected.set()
+        else:
+            log.error("company %s: subscription refused: %s", self.code, reason_codes)
 
     def _on_message(self, client, userdata, msg) -> None:
-        # Runs before paho sends the PUBACK: a message is acknowledged only once it is stored.
+        # Runs before paho sends the PUBACK: a message is acknowledged only once it is stored or set
+        # aside. Whatever the sender put in it, only a broken database may end the loop.
         try:
-            body = json.loads(msg.payload)
-            meter_id = str(body["meter_id"])
-            if body.get("company_code") != self.code:
-                raise ValueError(f"addressed to {body.get('company_code')!r}, not {self.code!r}")
-            kind = msg.topic.rsplit("/", 1)[-1]
-            with self._lock:
-                if kind == "data":
-                    new = self.db.execute("INSERT OR IGNORE INTO data VALUES(?,?,?)",
-                                          (meter_id, int(body["seq"]), msg.payload.decode())).rowcount
-                elif kind == "events":
-                    new = self.db.execute("INSERT OR IGNORE INTO events VALUES(?,?,?,?)",
-                                          (meter_id, int(body["event_id"]), str(body["event"]),
-                                           msg.payload.decode())).rowcount
-                else:
-                    raise ValueError(f"unknown topic {msg.topic}")
-                if not new:
-                    self._count("duplicates")
-                elif kind == "events":
-                    self._learn(meter_id, body)
-            if new and kind == "events" and body.get("event") == "confirm_request":
-                self._answer(meter_id, body)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("company %s: rejected message on %s: %s", self.code, msg.topic, exc)
-            with self._lock:
-                self._count("rejected")
+            self._receive(msg.topic, msg.payload)
+        except WireError as exc:
+            self._reject(msg.topic, msg.payload, exc.reason, str(exc))
+        except Exception as exc:
+            if _not_the_messages_fault(exc):
+                raise
+            self._reject(msg.topic, msg.payload, f"unhandled ({type(exc).__name__})", str(exc))
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        if len(parts) != 5 or parts[0] != "companies" or parts[2] != "meters" or parts[4] not in ("data", "events"):
+            raise WireError("unknown topic")
+        if parts[1] != self.code:
+            raise WireError("topic of another company")
+        kind = parts[4]
+        msg = decode(payload, CompanyData if kind == "data" else CompanyEvent)
+        check_topic(msg.meter_id, parts[3])
+        if msg.company_code != self.code:
+            raise WireError("company_code differs", f"{msg.company_code} != {self.code}")
+        details = decode(payload, LEARNT_FROM[msg.event]) if kind == "events" and msg.event in LEARNT_FROM else None
+        if isinstance(details, ContractTerms) and msg.event == "contract_scheduled" and details.action == "contract" \
+                and details.change_id is None:
+            raise WireError("invalid", "a scheduled contract without its change_id")
+        text = payload.decode()
+        with self._lock, self._transaction():  # the event and what is learnt from it, or neither
+            if kind == "data":
+                new = self.db.execute("INSERT OR IGNORE INTO data VALUES(?,?,?)", (msg.meter_id, msg.seq, text)).rowcount
+            else:
+                new = self.db.execute("INSERT OR IGNORE INTO events VALUES(?,?,?,?)",
+                                      (msg.meter_id, msg.event_id, msg.event, text)).rowcount
+            if not new:
+                self._count("duplicates")
+            elif isinstance(details, ContractTerms):
+                self._learn(msg.meter_id, msg.event, details)
+        if new and isinstance(details, ConfirmRequest):
+            self._answer(msg.meter_id, details)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _reject(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        """Set a refused message aside (bounded excerpt, capped table), count it, log it sparingly."""
+        now = self.now()
+        excerpt = payload[:EXCERPT_CHARS].decode("utf-8", "replace")
+        with self._lock:
+            self.db.execute("INSERT INTO rejected(topic, reason, excerpt, at) VALUES(?,?,?,?)",
+                            (topic[:EXCERPT_CHARS], reason, excerpt, _utc(now)))
+            self.db.execute("DELETE FROM rejected WHERE id <= (SELECT max(id) FROM rejected) - ? OR at < ?",
+                            (self.keep_rejected, _utc(now - REJECTED_RETENTION)))
+            self._count("rejected")
+        last, suppressed = self._logged.get(reason, (None, 0))
+        if last is None or now - last >= LOG_EVERY:
+            more = f" ({suppressed} more like it since {last.isoformat()})" if suppressed else ""
+            log.warning("company %s: rejected a message on %s: %s%s", self.code, topic[:EXCERPT_CHARS],
+                        detail[:EXCERPT_CHARS], more)
+            self._logged[reason] = (now, 0)
+        else:
+            self._logged[reason] = (last, suppressed + 1)
 
     # -- confirmation (embodiment 4) ---------------------------------------------------------
-    def _learn(self, meter_id: str, body: dict[str, Any]) -> None:
+    def _learn(self, meter_id: str, event: str, terms: ContractTerms) -> None:
         """Keep the contract record from the meter's events (the real company's own sales system)."""
-        event = body.get("event")
-        if event == "contract_scheduled" and body.get("action") == "contract":
-            self.db.execute("INSERT OR REPLACE INTO records VALUES(?,?,?)",
-                            (meter_id, int(body["change_id"]), json.dumps(list(body.get("data_types") or []))))
+        types = json.dumps([t.value for t in terms.data_types])
+        if event == "contract_scheduled" and terms.action == "contract":
+            self.db.execute("INSERT OR REPLACE INTO records VALUES(?,?,?)", (meter_id, terms.change_id, types))
         elif event == "contract_started":
-            self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)",
-                            (meter_id, json.dumps(list(body.get("data_types") or []))))
+            self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)", (meter_id, types))
 
     def record(self, meter_id: str, change_id: int | None = None) -> list[str] | None:
         """The data types on record for a meter: of a scheduled change, else of the contract in force."""
@@ -160,12 +262,12 @@ class CompanyServer:
         with self._lock:
             self.db.execute("INSERT OR REPLACE INTO records VALUES(?, 0, ?)", (meter_id, json.dumps(list(data_types))))
 
-    def _answer(self, meter_id: str, body: dict[str, Any]) -> None:
+    def _answer(self, meter_id: str, request: ConfirmRequest) -> None:
         if self.key is None or self.answer == "silent":
             return
         from appliance.trust import sign_command  # the company's side of the signed command format
 
-        change_id = body.get("change_id") if body.get("purpose") == "switch" else None
+        change_id = request.change_id if request.purpose == "switch" else None
         with self._lock:
             types = self.record(meter_id, change_id)
         if types is None:
@@ -180,11 +282,11 @@ class CompanyServer:
             key = keys.generate()
         try:
             payload = sign_command("confirm", meter_id=meter_id, company_key=key, certificate=self.certificate,
-                                   now=self.now(), nonce=str(body["nonce"]), data_types=types)
+                                   now=self.now(), nonce=request.nonce, data_types=types)
         except Exception as exc:  # "forged": the library refuses a key that is not the certificate's
             if self.answer != "forged":
                 raise
-            payload = _forge(meter_id, key, self.certificate, self.now(), str(body["nonce"]), types, exc)
+            payload = _forge(meter_id, key, self.certificate, self.now(), request.nonce, types, exc)
         self.client.publish(f"meters/{meter_id}/commands", payload, qos=1, retain=False)
         self.answered += 1
 
@@ -200,6 +302,11 @@ class CompanyServer:
 
     def received(self) -> Received:
         return summary(self.db)
+
+    def rejected(self) -> list[dict[str, Any]]:
+        """The messages set aside, oldest first: topic, reason, excerpt, at."""
+        rows = self.db.execute("SELECT topic, reason, excerpt, at FROM rejected ORDER BY id")
+        return [dict(zip(("topic", "reason", "excerpt", "at"), r)) for r in rows]
 
 
 def read_data(db: sqlite3.Connection, meter_id: str | None = None) -> list[dict[str, Any]]:
@@ -220,6 +327,12 @@ def summary(db: sqlite3.Connection) -> Received:
         duplicates=counters.get("duplicates", 0),
         rejected=counters.get("rejected", 0),
     )
+
+
+def _not_the_messages_fault(exc: Exception) -> bool:
+    """A database that cannot be written (disk full, read-only, corrupt) fails every message alike:
+    setting them aside would lose them; the loop ends unacknowledged and the process is restarted."""
+    return isinstance(exc, (sqlite3.OperationalError, MemoryError)) or type(exc) is sqlite3.DatabaseError
 
 
 def _spoofed(types: list[str]) -> list[str]:
@@ -246,3 +359,8 @@ def _forge(meter_id: str, key: Any, certificate: bytes, now: datetime, nonce: st
             "data_types": list(types)}
     signed = sign1(cbor2.dumps(body, canonical=True), key, {CERT_HEADER: certificate})
     return json.dumps({"type": "confirm", "cose_sign1": base64.b64encode(signed).decode()}).encode()
+
+
+def _utc(at: datetime) -> str:
+    """A time as stored: UTC ISO-8601, so that its text sorts as the time does."""
+    return at.astimezone(timezone.utc).isoformat()

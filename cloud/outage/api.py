@@ -8,6 +8,11 @@ POST /registrations     [{"meter_id", "customer_number", "area", "concentrator_i
 POST /security_errors   {"meter_id", "detail", "at": ISO, "reference"}
 GET  /outages           open outages          GET /areas   Table 3
 GET  /meters/{id}       Table 4/5 for a meter GET /unsubscribe?meter_id=..&token=..
+
+Every body is validated against its declared struct (:mod:`.api_schema`) before anything is done:
+a body over the size limit is answered 413 unread, a malformed one 400 with ``{"error", "field"}``.
+Client input never yields a 500, and no request can end a handler thread: a fault of the server's
+own (its database) is logged and answered 500.
 """
 from __future__ import annotations
 
@@ -21,12 +26,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from appliance.clock import iso, parse_iso
+import msgspec
 
-from .da_feed import parse_da
+from appliance.clock import iso
+
+from . import api_schema as schema
+from .api_schema import BodyError, decode_body
 from .mail import Sender
 from .manager import OutageManager
-from .model import Area, Language, Registration
+from .model import Area, DaEvent, Language, Registration
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +56,24 @@ def to_json(value: Any) -> Any:
 
 
 def registration_from_json(obj: dict) -> Registration:
+    """A registration from a file (``registrations import``); the API validates with :func:`registration_from_body`."""
     return Registration(
         meter_id=obj["meter_id"], customer_number=obj["customer_number"], area=Area.from_key(obj["area"]),
         concentrator_id=obj["concentrator_id"], email=obj.get("email") or None, name=obj.get("name", ""),
         language=Language(obj.get("language", "ja")), unsubscribed=bool(obj.get("unsubscribed", False)),
     )
+
+
+def registration_from_body(body: schema.RegistrationBody) -> Registration:
+    return Registration(
+        meter_id=body.meter_id, customer_number=body.customer_number, area=Area.from_key(body.area),
+        concentrator_id=body.concentrator_id, email=body.email or None, name=body.name,
+        language=Language(body.language), unsubscribed=body.unsubscribed,
+    )
+
+
+class TooLarge(Exception):
+    """A body over :data:`api_schema.MAX_BODY_BYTES` (answered 413 without reading it)."""
 
 
 class OutageApi:
@@ -62,6 +83,8 @@ class OutageApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = 30  # s: a client that stops sending mid-request frees its thread
+
             def log_message(self, fmt, *args):  # route the access log through logging
                 log.debug(fmt, *args)
 
@@ -73,19 +96,31 @@ class OutageApi:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"null")
+            def _body(self) -> bytes:
+                length = self.headers.get("Content-Length") or "0"
+                if not (length.isascii() and length.isdigit()):
+                    raise BodyError(f"Content-Length {length[:20]!r} is not a byte count", "Content-Length")
+                if int(length) > schema.MAX_BODY_BYTES:
+                    self.close_connection = True  # the unread body must not be taken for the next request
+                    raise TooLarge(f"body of {int(length)} bytes is over the limit of {schema.MAX_BODY_BYTES}")
+                return self.rfile.read(int(length))
 
             def _dispatch(self, method: str) -> None:
                 url = urlparse(self.path)
                 parts = [p for p in url.path.split("/") if p]
                 try:
                     status, body = api.route(method, parts, parse_qs(url.query), self._body if method == "POST" else None)
-                except (KeyError, ValueError, TypeError) as exc:
-                    status, body = HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+                except BodyError as exc:
+                    status, body = HTTPStatus.BAD_REQUEST, {"error": str(exc), "field": exc.field}
+                except TooLarge as exc:
+                    status, body = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": str(exc)}
+                except (KeyError, ValueError) as exc:  # the manager refuses it (no such outage, end before start)
+                    status, body = HTTPStatus.BAD_REQUEST, {"error": str(exc.args[0] if exc.args else exc)}
                 except LookupError as exc:
                     status, body = HTTPStatus.NOT_FOUND, {"error": str(exc)}
+                except Exception:  # the server's own fault; the thread lives on for the next request
+                    log.exception("%s %s failed", method, url.path[:200])
+                    status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
                 self._reply(status, body)
 
             def do_GET(self):
@@ -109,8 +144,9 @@ class OutageApi:
         if method == "GET" and parts == ["areas"]:
             return 200, m.area_counts()
         if method == "GET" and len(parts) == 2 and parts[0] == "meters":
-            info = m.meter_info(parts[1])
-            return (200, info) if info else (404, {"error": f"no outage for meter {parts[1]}"})
+            meter = schema.meter_id(parts[1])
+            info = m.meter_info(meter)
+            return (200, info) if info else (404, {"error": f"no outage for meter {meter}"})
         if method == "GET" and parts == ["unsubscribe"]:
             meter = (query.get("meter_id") or [""])[0]
             token = (query.get("token") or [""])[0]
@@ -119,26 +155,27 @@ class OutageApi:
             s.set_unsubscribed(meter)
             return 200, {"unsubscribed": meter, "message": "配信を停止しました / You are unsubscribed"}
         if method == "POST" and parts == ["da"]:
-            return 200, m.report_da(parse_da(body()))
+            da = decode_body(body(), schema.DaBody)
+            return 200, m.report_da(DaEvent(Area.from_key(da.area), da.kind, da.at, da.reference))
         if method == "POST" and len(parts) == 2 and parts[0] == "outages":
-            obj = body()
-            expected = obj.get("expected_restoration")
+            outage_id = schema.outage_id(parts[1])
+            form = decode_body(body(), schema.OperatorBody)
+            expected = None if form.expected_restoration is msgspec.UNSET else form.expected_restoration
             o = m.operator_update(
-                int(parts[1]), response_status=obj.get("response_status"), reason=obj.get("reason"),
-                expected_restoration=parse_iso(expected) if expected else None,
-                clear_expected="expected_restoration" in obj and expected is None,
+                outage_id, response_status=form.response_status, reason=form.reason,
+                expected_restoration=expected,
+                clear_expected=form.expected_restoration is None,
             )
             return 200, o
         if method == "POST" and parts == ["planned"]:
-            obj = body()
-            return 200, m.plan_outage(Area.from_key(obj["area"]), parse_iso(obj["start"]), parse_iso(obj["end"]),
-                                      obj.get("reason", "construction"))
+            plan = decode_body(body(), schema.PlannedBody)
+            return 200, m.plan_outage(Area.from_key(plan.area), plan.start, plan.end, plan.reason)
         if method == "POST" and parts == ["registrations"]:
-            return 200, {"registered": s.upsert_registrations([registration_from_json(o) for o in body()])}
+            regs = decode_body(body(), schema.Registrations)
+            return 200, {"registered": s.upsert_registrations([registration_from_body(r) for r in regs])}
         if method == "POST" and parts == ["security_errors"]:
-            obj = body()
-            queued = m.report_security_error(obj["meter_id"], obj.get("detail", ""), parse_iso(obj["at"]), obj.get("reference", ""))
-            return 200, {"queued": queued}
+            err = decode_body(body(), schema.SecurityErrorBody)
+            return 200, {"queued": m.report_security_error(err.meter_id, err.detail, err.at, err.reference)}
         raise LookupError(f"no route {method} /{'/'.join(parts)}")
 
     def start(self) -> "OutageApi":
