@@ -1,6 +1,6 @@
 """Commands of the outage pipeline:
 
-  smartmeter cloud collector | manager | notifier | registrations import | outages
+  smartmeter cloud collector | manager | notifier | registrations import | outages | dead-letters
   smartmeter sim fleet
 """
 from __future__ import annotations
@@ -138,8 +138,24 @@ def cmd_notifier(args) -> int:
 
 
 CSV_HEADER = ("meter_id", "customer_number", "prefecture", "city", "district", "concentrator_id", "email", "name",
-              "language")
-CSV_REQUIRED = CSV_HEADER[:6]  # email, name and language may be left out
+              "language", "commissioned_at")
+CSV_REQUIRED = CSV_HEADER[:6]  # email, name, language and commissioned_at may be left out
+
+
+def _commissioned(reg, value: str | None, where: str):
+    """``reg`` with its meter's commissioning time (ISO-8601 with a UTC offset), if one is given."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    if not value:
+        return reg
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise SystemExit(f"{where}: commissioned_at {value[:40]!r} is not an ISO-8601 time with a UTC offset")
+    return replace(reg, commissioned_at=at)
 
 
 def read_registrations(path: Path):
@@ -147,7 +163,8 @@ def read_registrations(path: Path):
     from .api import registration_from_json
 
     if path.suffix.lower() == ".json":
-        return [registration_from_json(o) for o in json.loads(path.read_text(encoding="utf-8"))]
+        return [_commissioned(registration_from_json(o), o.get("commissioned_at"), f"{path}: item {i + 1}")
+                for i, o in enumerate(json.loads(path.read_text(encoding="utf-8")))]
     out = []
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
@@ -157,7 +174,7 @@ def read_registrations(path: Path):
                              f"expected header: {','.join(CSV_HEADER)}")
         for row in reader:
             row["area"] = "/".join((row.pop("prefecture"), row.pop("city"), row.pop("district")))
-            out.append(registration_from_json(row))
+            out.append(_commissioned(registration_from_json(row), row.get("commissioned_at"), f"{path}:{reader.line_num}"))
     return out
 
 
@@ -197,6 +214,19 @@ def cmd_outages(args) -> int:
                                   label(RESPONSE_STATUS, o.response_status, lang), label(REASON, o.reason, lang)))))
     for c in m.area_counts():
         print(f"{c.area.label()}: {c.current} ({'最大' if lang is Language.JA else 'peak'} {c.peak})")
+    return 0
+
+
+def cmd_dead_letters(args) -> int:
+    from appliance.clock import iso
+
+    from .storage import open_storage
+
+    storage = open_storage(args.db)
+    print(f"{storage.dead_letter_count()} dead letters; the newest {args.limit}:")
+    print("received_at\ttopic\treason\texcerpt")
+    for d in storage.dead_letters(args.limit):
+        print("\t".join((iso(d.received_at), d.topic, d.reason, d.excerpt)))
     return 0
 
 
@@ -278,8 +308,9 @@ def register(groups) -> None:
     p = cloud.add_parser("registrations", help="outage pipeline: customers' registrations (Table 1)")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="import registrations from CSV/JSON, or generate a simulated fleet's",
-                         description=f"CSV header: {','.join(CSV_HEADER)} (email, name and language may be "
-                                     "left out). JSON: a list of objects with area 'prefecture/city/district'.")
+                         description=f"CSV header: {','.join(CSV_HEADER)} (email, name, language and "
+                                     "commissioned_at, ISO-8601 with a UTC offset, may be left out). "
+                                     "JSON: a list of objects with area 'prefecture/city/district'.")
     imp.add_argument("file", nargs="?", help="CSV or JSON file")
     imp.add_argument("--fleet", type=int, help="generate the registrations of `smartmeter sim fleet --meters N`")
     imp.add_argument("--area-size", type=int, default=40, help="customers per area (with --fleet)")
@@ -292,6 +323,13 @@ def register(groups) -> None:
     p.add_argument("--all", action="store_true", help="include closed outages")
     p.add_argument("--lang", choices=("ja", "en"), default="ja")
     p.set_defaults(func=cmd_outages)
+
+    p = cloud.add_parser("dead-letters", help="outage pipeline: list the messages the collector refused, newest first",
+                         description="Each refused or unstorable message: when, its topic, the reason and a bounded, "
+                                     "printable excerpt. Kept 30 days, at most 100,000 rows.")
+    _common(p, mqtt=False)
+    p.add_argument("--limit", type=int, default=50, help="how many to list (default 50)")
+    p.set_defaults(func=cmd_dead_letters)
 
     p = sim.add_parser("fleet", help="drive N simulated meters over MQTT through an outage scenario",
                        description="Meters in areas under concentrators send interval readings with jitter; "

@@ -78,6 +78,17 @@ class CollectorStats:
         return sum(self.malformed.values())
 
 
+def _reading_letter(r: Reading, reason: str, now: datetime) -> DeadLetter:
+    """A valid reading set aside whole (at most 16 KiB), so that it can be replayed by hand."""
+    body = r.payload if isinstance(r.payload, str) else json.dumps(r.payload)
+    return DeadLetter(f"meters/{r.meter_id}/interval", reason, body, now)
+
+
+def _status_letter(e: StatusEvent, reason: str, now: datetime) -> DeadLetter:
+    return DeadLetter(f"meters/{e.meter_id}/status", reason, json.dumps({"state": e.state.value, "at": e.at.isoformat()}),
+                      now)
+
+
 @dataclass(frozen=True)
 class NoCommunicationList:
     """Table 2 for one window."""
@@ -207,6 +218,7 @@ class Collector:
             return new
 
     def _store(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter], now: datetime) -> int:
+        readings, statuses = self._since_commissioning(readings, statuses, dead, now)
         new = 0
         try:
             new = self.storage.store_readings(readings, now) if readings else 0
@@ -220,6 +232,34 @@ class Collector:
         self.stats.dead_letters += len(dead)
         return new
 
+    def _since_commissioning(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter],
+                             now: datetime) -> tuple[list[Reading], list[StatusEvent]]:
+        """Set aside what a meter stamped before its registered commissioning: a broken or forged clock.
+        One query per flush, for the meters in it (most registrations do not say; those pass)."""
+        meters = {r.meter_id for r in readings} | {e.meter_id for e in statuses}
+        since = self.storage.commissioning(sorted(meters)) if meters else {}
+        if not since:
+            return readings, statuses
+        kept_readings, kept_statuses = [], []
+        for r in readings:
+            if r.meter_id in since and r.interval_start < since[r.meter_id]:
+                self._set_aside(dead, _reading_letter(r, "interval_start before commissioning", now))
+            else:
+                kept_readings.append(r)
+        for e in statuses:
+            if e.meter_id in since and e.at < since[e.meter_id]:
+                self._set_aside(dead, _status_letter(e, "at before commissioning", now))
+            else:
+                kept_statuses.append(e)
+        return kept_readings, kept_statuses
+
+    def _set_aside(self, dead: list[DeadLetter], letter: DeadLetter) -> None:
+        dead.append(letter)
+        self.stats.malformed[letter.reason] += 1
+        if self._log_gate.open(letter.reason, letter.received_at):
+            log.warning("refused a message on %s: %s (this kind is logged once a minute; all go to dead_letters)",
+                        letter.topic, letter.reason)
+
     def _one_by_one(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter],
                     now: datetime) -> int:
         """Store each row on its own; the ones refused join ``dead`` (a valid reading whole, to replay)."""
@@ -228,8 +268,7 @@ class Collector:
             try:
                 n = self.storage.store_readings([r], now)
             except Exception as exc:
-                body = r.payload if isinstance(r.payload, str) else json.dumps(r.payload)
-                dead.append(DeadLetter(f"meters/{r.meter_id}/interval", "storage refused", body, now))
+                dead.append(_reading_letter(r, "storage refused", now))
                 self._note_store_failure(exc, now)
                 continue
             new += n
@@ -238,8 +277,7 @@ class Collector:
             try:
                 self.storage.store_statuses([e], now)
             except Exception as exc:
-                dead.append(DeadLetter(f"meters/{e.meter_id}/status", "storage refused",
-                                       f'{{"state": "{e.state.value}", "at": "{e.at.isoformat()}"}}', now))
+                dead.append(_status_letter(e, "storage refused", now))
                 self._note_store_failure(exc, now)
         return new
 

@@ -50,6 +50,7 @@ class Registration:
     name: str = ""
     language: Language = Language.JA
     unsubscribed: bool = False
+    commissioned_at: datetime | None = None  # the meter's times before this are refused (None: not known)
 
     @property
     def reachable(self) -> bool:

@@ -1,8 +1,10 @@
 """``smartmeter bench cloud``: the pipeline's figures, each as a ratio measured in the same run.
 
-* ingest: readings/s stored by the collector vs a bare paho subscriber that only counts, same broker,
-  same publisher; also against TEPCO's average (28.4M meters / 30 min = 15.8k readings/s), with and
-  without concentrator batching;
+* ingest: readings/s stored by the collector (every message validated against ``appliance.wire``) vs a
+  bare paho subscriber that only counts, same broker, same publisher; also against TEPCO's average
+  (28.4M meters / 30 min = 15.8k readings/s), with and without concentrator batching;
+* dead letters: a stream of refused messages (huge seq, times far ahead, not JSON, topic and body
+  disagreeing), set aside per second by the collector vs the bare subscriber;
 * detection: grace end -> complete no-communication list (Table 2) for N meters (default 1,000,000);
 * power loss -> e-mail accepted by SMTP, p50/p99, for an area outage announced by last gasps;
 * e-mail rate: the notifier vs bare smtplib sends to the same SMTP server.
@@ -51,6 +53,23 @@ def _payloads(n: int, batch: int) -> list[tuple[str, bytes]]:
             for i in range(0, n, batch)]
 
 
+def _bad_payloads(n: int) -> list[tuple[str, bytes]]:
+    """The hostile messages seen, in turn: each becomes one dead letter."""
+    end = datetime(2026, 11, 23, 10, 0, tzinfo=JST)
+    kinds = (
+        lambda m: {"meter_id": m, "seq": 2**63, "interval_start": iso(end - PERIOD), "interval_end": iso(end)},
+        lambda m: {"meter_id": m, "seq": 1, "interval_start": "2099-01-01T00:00:00+00:00",
+                   "interval_end": "2099-01-01T00:30:00+00:00"},
+        lambda m: {"meter_id": "SOMEONE-ELSE", "seq": 1, "interval_start": iso(end - PERIOD), "interval_end": iso(end)},
+    )
+    out = []
+    for i in range(n):
+        m = meter_id(i)
+        body = b"\xff not json" if i % 4 == 3 else json.dumps(kinds[i % 4](m)).encode()
+        out.append((f"meters/{m}/interval", body))
+    return out
+
+
 def _publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
     """In a child process, so the publisher does not share the measured process's interpreter lock."""
     c = make_client()
@@ -95,7 +114,8 @@ def _bare_rate(broker: LocalMosquitto, messages, readings: int) -> float:
     return count[0] * per_msg / max(last[0] - first[0], 1e-9)
 
 
-def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings: int) -> float:
+def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings: int, dead: bool = False) -> float:
+    """Readings/s stored, or with ``dead`` messages/s set aside as dead letters."""
     clock = SystemClock()
     col = Collector(storage, clock, batch_size=5000, flush_interval_s=0.1)
     first = [0.0]
@@ -108,10 +128,11 @@ def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings
 
     col.handle = timed
     col.start(broker.host, broker.port)
-    base = storage.reading_count()
+    count = (lambda: col.stats.dead_letters) if dead else storage.reading_count
+    base = count()
     _run_publisher(broker, messages).join()
     deadline = time.monotonic() + 600
-    while storage.reading_count() - base < readings and time.monotonic() < deadline:
+    while count() - base < readings and time.monotonic() < deadline:
         time.sleep(0.05)
     elapsed = time.perf_counter() - first[0]
     col.stop()
@@ -142,7 +163,7 @@ class _Sink:
 
 # ----------------------------------------------------------------- figures
 def bench_ingest(broker, storage, n: int) -> None:
-    print(f"ingest: {n:,} readings, QoS 1, publisher in its own process")
+    print(f"ingest: {n:,} readings, QoS 1, publisher in its own process, validation on")
     for batch in (1, 200):
         msgs = _payloads(n, batch)
         bare = _bare_rate(broker, msgs, n)
@@ -151,6 +172,15 @@ def bench_ingest(broker, storage, n: int) -> None:
         print(f"  {kind}: bare subscriber {bare:,.0f}/s, collector stored {stored:,.0f}/s, "
               f"ratio {stored / bare:.2f} (goal 0.8), {stored / TEPCO_RATE:.2f}x TEPCO's 15.8k/s")
         storage_reset_readings(storage)
+
+
+def bench_dead_letters(broker, storage, n: int) -> None:
+    msgs = _bad_payloads(n)
+    bare = _bare_rate(broker, msgs, n)
+    refused = _collector_rate(broker, storage, msgs, n, dead=True)
+    print(f"dead letters: {n:,} refused messages (seq 2^63, year 2099, topic/body disagree, not UTF-8): "
+          f"bare subscriber {bare:,.0f}/s, collector set aside {refused:,.0f}/s, ratio {refused / bare:.2f}; "
+          f"{storage.reading_count()} stored")
 
 
 def storage_reset_readings(storage: Storage) -> None:
@@ -281,6 +311,7 @@ def main(args) -> int:
         with LocalMosquitto(workdir=workdir / "mosquitto") as broker:
             storage = open_storage(url)
             bench_ingest(broker, storage, args.ingest)
+            bench_dead_letters(broker, storage, max(args.ingest // 4, 1000))
             bench_detection(storage, args.meters)
             bench_power_loss_to_email(broker, open_storage(url), args.area_customers)
         bench_email_rate(open_storage(f"sqlite:///{workdir / 'rate.db'}") if url.startswith("sqlite") else

@@ -2,21 +2,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
+
+from appliance.clock import from_epoch
 
 from ..model import Area, Language, Registration
 from .database import Database, chunks, statement
 
-COLUMNS = "meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed"
+COLUMNS = "meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed, commissioned_at"
 
 UPSERT = statement(
     "INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id, "
-    "email, name, language, unsubscribed) VALUES (:meter_id, :customer_number, :prefecture, :city, :district, "
-    ":area, :concentrator_id, :email, :name, :language, :unsubscribed) "
+    "email, name, language, unsubscribed, commissioned_at) VALUES (:meter_id, :customer_number, :prefecture, "
+    ":city, :district, :area, :concentrator_id, :email, :name, :language, :unsubscribed, :commissioned_at) "
     "ON CONFLICT (meter_id) DO UPDATE SET customer_number = excluded.customer_number, "
     "prefecture = excluded.prefecture, city = excluded.city, district = excluded.district, "
     "area = excluded.area, concentrator_id = excluded.concentrator_id, email = excluded.email, "
-    "name = excluded.name, language = excluded.language, unsubscribed = excluded.unsubscribed"
+    "name = excluded.name, language = excluded.language, unsubscribed = excluded.unsubscribed, "
+    # a re-registration that does not say when the meter was commissioned keeps what was known
+    "commissioned_at = COALESCE(excluded.commissioned_at, registrations.commissioned_at)"
+)
+COMMISSIONED = statement(
+    "SELECT meter_id, commissioned_at FROM registrations WHERE meter_id IN :meter_ids "
+    "AND commissioned_at IS NOT NULL",
+    "meter_ids",
 )
 SET_UNSUBSCRIBED = statement("UPDATE registrations SET unsubscribed = :unsubscribed WHERE meter_id = :meter_id")
 BY_METER = statement(f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
@@ -27,10 +37,11 @@ TOPOLOGY = statement("SELECT area, concentrator_id, meter_id FROM registrations 
 
 
 def _registration(row: Sequence[Any]) -> Registration:
-    meter_id, customer, pref, city, district, conc, email, name, lang, unsub = row
+    meter_id, customer, pref, city, district, conc, email, name, lang, unsub, commissioned = row
     return Registration(
         meter_id=meter_id, customer_number=customer, area=Area(pref, city, district), concentrator_id=conc,
         email=email, name=name, language=Language(lang), unsubscribed=bool(unsub),
+        commissioned_at=from_epoch(commissioned),
     )
 
 
@@ -40,6 +51,7 @@ class Registrations(Database):
             (
                 r.meter_id, r.customer_number, r.area.prefecture, r.area.city, r.area.district, r.area.key,
                 r.concentrator_id, r.email, r.name, r.language.value, int(r.unsubscribed),
+                r.commissioned_at.timestamp() if r.commissioned_at else None,
             )
             for r in registrations
         ]
@@ -64,6 +76,14 @@ class Registrations(Database):
 
     def registrations_in_area(self, area: Area) -> list[Registration]:
         return [_registration(r) for r in self._query(IN_AREA, {"area": area.key})]
+
+    def commissioning(self, meter_ids: Sequence[str]) -> dict[str, datetime]:
+        """The known commissioning times of these meters (meters without one are left out)."""
+        out: dict[str, datetime] = {}
+        for chunk in chunks(list(meter_ids)):
+            for meter_id, at in self._query(COMMISSIONED, {"meter_ids": chunk}):
+                out[meter_id] = from_epoch(at)
+        return out
 
     def registration_count(self) -> int:
         return int(self._scalar(COUNT))

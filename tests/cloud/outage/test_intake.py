@@ -208,3 +208,57 @@ def test_a_topic_or_payload_with_nul_is_set_aside_too(collector, storage, day_cl
     collector.handle("meters/m1/interval", reading("m1", 1, day_clock.now()))
     collector.flush()
     assert storage.reading_keys() == [("m1", 1)] and storage.dead_letters()[0].topic == "\\x00"
+
+
+def test_times_before_the_meters_commissioning_are_refused(collector, storage, day_clock):
+    from cloud.outage.model import Area, Registration
+
+    now = day_clock.now()
+    area = Area("広島県", "広島市中区", "紙屋町")
+    storage.upsert_registrations([Registration("m1", "C-1", area, "CN1", commissioned_at=now - timedelta(days=1)),
+                                  Registration("m2", "C-2", area, "CN1")])
+    storage.upsert_registrations([Registration("m1", "C-1", area, "CN1")])  # saying nothing keeps what was known
+    collector.handle("meters/m1/interval", reading("m1", 1, now - timedelta(days=2)))
+    collector.handle("meters/m1/status", status("power_fail", now - timedelta(days=2)))
+    collector.handle("meters/m1/interval", reading("m1", 2, now))
+    collector.handle("meters/m2/interval", reading("m2", 1, now - timedelta(days=2)))  # not known: 2010 is the bound
+    collector.flush()
+    assert storage.reading_keys() == [("m1", 2), ("m2", 1)] and storage.meter_comm("m1").status is None
+    assert sorted(d.reason for d in storage.dead_letters()) == ["at before commissioning",
+                                                               "interval_start before commissioning"]
+    assert json.loads(next(d.excerpt for d in storage.dead_letters() if d.topic.endswith("interval")))["seq"] == 1
+
+
+def test_registrations_import_reads_an_optional_commissioning_time(tmp_path):
+    from tests.cloud.outage.test_outage_cli import run
+
+    from cloud.outage.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    path = tmp_path / "reg.csv"
+    path.write_text("meter_id,customer_number,prefecture,city,district,concentrator_id,commissioned_at\n"
+                    "A1,C1,広島県,広島市中区,紙屋町,K1,2026-04-01T09:00:00+09:00\nA2,C2,広島県,広島市中区,紙屋町,K1,\n",
+                    encoding="utf-8")
+    run("cloud", "registrations", "import", str(path), "--db", url)
+    regs = open_storage(url).registrations(["A1", "A2"])
+    assert regs["A1"].commissioned_at.isoformat() == "2026-04-01T09:00:00+09:00" and regs["A2"].commissioned_at is None
+    path.write_text(path.read_text(encoding="utf-8").replace("2026-04-01T09:00:00+09:00", "2026-04-01"), encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        run("cloud", "registrations", "import", str(path), "--db", url)
+    assert "reg.csv:2: commissioned_at '2026-04-01' is not an ISO-8601 time with a UTC offset" in str(exc.value.code)
+
+
+def test_the_dead_letters_command_lists_the_newest(tmp_path, day_clock, capsys):
+    from tests.cloud.outage.test_outage_cli import run
+
+    from cloud.outage.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    c = Collector(open_storage(url), day_clock)
+    c.handle("meters/ANY/interval", reading("ANY", 2**63, day_clock.now()))
+    c.handle("meters/m1/status", b"\xff")
+    c.flush()
+    run("cloud", "dead-letters", "--db", url, "--limit", "1")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "2 dead letters; the newest 1:" and len(out) == 3
+    assert out[2].split("\t")[1:3] == ["meters/m1/status", "not UTF-8"]

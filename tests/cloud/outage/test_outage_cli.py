@@ -24,7 +24,8 @@ def run(*argv: str) -> int:
 
 
 @pytest.mark.parametrize("argv", [["cloud", "collector"], ["cloud", "manager"], ["cloud", "notifier"], ["sim", "fleet"],
-                                  ["bench", "cloud"], ["cloud", "registrations", "import"]])
+                                  ["bench", "cloud"], ["cloud", "registrations", "import"],
+                                  ["cloud", "dead-letters"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         parser().parse_args([*argv, "--help"])
