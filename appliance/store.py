@@ -64,6 +64,9 @@ class BreakerRequest:
     outcome: str | None  # applied | refused | replayed
 
 
+PAGE_CACHE_KIB = 256
+
+
 class Store:
     """The meter's SQLite store. Safe to share between the service and CLI processes."""
 
@@ -75,6 +78,9 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")  # a Pi loses power: a committed reading must survive
         self.db.execute("PRAGMA busy_timeout=10000")
+        # The store grows for the whole retention period; SQLite's default page cache (2 MB a connection)
+        # would keep filling with it for hours. The meter's queries touch a few recent pages.
+        self.db.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         try:
             migrate(self.db, self.path)
         except BaseException:

@@ -66,6 +66,8 @@ data_types = ["time", "power", "energy", "totals"]
                                   str(work / "meter.toml")], stdout=subprocess.DEVNULL,
                                  stderr=open(work / "meter.log", "wb"))
         samples: list[tuple[float, int]] = []
+        curve = (work / "rss.csv").open("w")
+        print_fn(f"sampling the meter service's RSS into {work / 'rss.csv'}")
         t0 = time.monotonic()
         try:
             while time.monotonic() - t0 < seconds:
@@ -73,7 +75,10 @@ data_types = ["time", "power", "energy", "totals"]
                 if meter.poll() is not None:
                     raise RuntimeError(f"the meter service exited; see {work / 'meter.log'}")
                 samples.append((time.monotonic() - t0, rss_kb(meter.pid)))
+                curve.write(f"{samples[-1][0]:.0f},{samples[-1][1]}\n")
+                curve.flush()
         finally:
+            curve.close()
             meter.terminate()
             meter.wait(20)
             company.stop()
