@@ -32,14 +32,14 @@ from appliance.wire import MAX_BATCH_BYTES
 
 from .pki import CertificateAuthority, write_private
 
-KINDS = ("meter", "company", "operator", "concentrator")
+KINDS = ("meter", "company", "operator", "concentrator", "da", "simulator", "auditor")
 # Room for a concentrator's batch, the largest legitimate message, plus MQTT's own header.
 MAX_PACKET_SIZE = MAX_BATCH_BYTES + 4096
 
 
 @dataclass(frozen=True)
 class Party:
-    kind: str  # meter | company | operator | concentrator
+    kind: str  # one of KINDS
     name: str  # the meter id, company code, operator's handler name or concentrator id: its user name
 
 
@@ -54,6 +54,13 @@ def acl_rules(party: Party) -> list[str]:
     if party.kind == "operator":  # the grid operator's handlers: readings, statuses, batches, DA events
         return ["topic read meters/+/interval", "topic read meters/+/status", "topic read concentrators/+/batch",
                 "topic read grid/da/events"]
+    if party.kind == "da":  # the distribution automation system: outage and restoration events
+        return ["topic write grid/da/events"]
+    if party.kind == "simulator":  # `smartmeter sim fleet`: many meters and the DA system at once; never in production
+        return ["topic write meters/+/interval", "topic write meters/+/status", "topic write concentrators/+/batch",
+                "topic write grid/da/events"]
+    if party.kind == "auditor":  # a monitoring tap (the demo's live view, a test's wire spy): reads all, writes nothing
+        return ["topic read #"]
     return [f"topic write concentrators/{n}/batch"]
 
 
@@ -213,7 +220,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     parties = _parties(args)
     if not parties:
-        raise ConfigError("broker add: name at least one --meter, --company, --operator or --concentrator")
+        raise ConfigError("broker add: name at least one --meter, --company, --operator, --concentrator, --da, "
+                          "--simulator or --auditor")
     BrokerDir(args.dir).add(parties)
     print(f"added {', '.join(f'{p.kind} {p.name}' for p in parties)}; a running broker picks them up on "
           "SIGHUP (systemctl reload mosquitto)")
@@ -226,6 +234,11 @@ def _party_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operator", action="append", metavar="NAME",
                    help="one of the grid operator's handler processes (collector, manager, notifier ...)")
     p.add_argument("--concentrator", action="append", metavar="ID", help="a concentrator that sends batches")
+    p.add_argument("--da", action="append", metavar="NAME", help="the distribution automation system's feed")
+    p.add_argument("--simulator", action="append", metavar="NAME",
+                   help="a fleet simulator (writes as any meter: for a test or demo broker only)")
+    p.add_argument("--auditor", action="append", metavar="NAME",
+                   help="a monitoring account that reads every topic and writes none (grant sparingly)")
 
 
 def register(groups) -> None:

@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator, Literal
 
 import msgspec
-import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from appliance.config import MqttSection
 from appliance.datatypes import DataType
+from appliance.mqtt_settings import describe_refusal, diagnose_connect
 from appliance.wire import CompanyData, CompanyEvent, EventId, WireError, check_topic, decode
+
+from .mqtt import BrokerRefused, make_client
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +94,8 @@ class Received:
 
 
 class CompanyServer:
-    def __init__(self, code: str, host: str, port: int, db_path: str | Path, *, username: str | None = None,
-                 password: str | None = None, share_group: str | None = None, key: Any = None,
+    def __init__(self, code: str, broker: MqttSection, db_path: str | Path, *, share_group: str | None = None,
+                 key: Any = None,
                  certificate: bytes | None = None, records: dict[str, list[str]] | None = None,
                  answer: str = "records", now: Callable[[], datetime] | None = None,
                  keep_rejected: int = KEEP_REJECTED) -> None:
@@ -115,7 +118,7 @@ class CompanyServer:
         self.finished = threading.Event()  # set on failure; a process waits on it (and on its signals)
         self._thread: threading.Thread | None = None
         self.code = code
-        self.host, self.port = host, port
+        self.broker = broker
         self.db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
@@ -125,24 +128,26 @@ class CompanyServer:
         topic = f"companies/{code}/meters/+/+"
         self.topic = f"$share/{share_group}/{topic}" if share_group else topic
         self.connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"company-{code}-{share_group or 'main'}",
-                                  protocol=mqtt.MQTTv5)
-        if username:
-            self.client.username_pw_set(username, password)
+        self._unreachable_logged = False
+        self._stopping = False
+        self.client = make_client(broker, client_id=f"company-{code}-{share_group or 'main'}")
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda *a: self.connected.clear()
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
 
     def start(self) -> "CompanyServer":
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 7 * 24 * 3600  # the broker keeps our queue for a week of downtime
-        self.client.connect_async(self.host, self.port, clean_start=False, properties=props)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self.broker.keepalive,
+                                  clean_start=False, properties=props)
         self._thread = threading.Thread(target=self._loop, name=f"company-{self.code}-mqtt", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         if self._thread is not None:
             self._thread.join(10)
@@ -157,18 +162,46 @@ class CompanyServer:
             log.critical("company %s: cannot go on receiving: %r", self.code, exc, exc_info=exc)
             self.finished.set()
 
+    def _give_up(self, reason: str) -> None:
+        """A refusal that retrying will not cure (the account, the ACL, a certificate): stop, and say why."""
+        log.critical("company %s: %s", self.code, reason)
+        self.failure = BrokerRefused(reason)
+        self.finished.set()
+        self.client.disconnect()
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("company %s: broker refused: %s", self.code, reason_code)
+            if str(reason_code) in ("Server unavailable", "Server busy"):
+                log.warning("company %s: the broker is not ready (%s); retrying", self.code, reason_code)
+                return
+            self._give_up(f"the MQTT broker refused {self.broker.username or 'an anonymous client'}: "
+                          f"{describe_refusal(str(reason_code))}")
             return
         client.subscribe(self.topic, qos=1)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        reason = diagnose_connect(self.broker.host, self.broker.port, self.broker)
+        if not self.broker.tls or "works" in reason or reason.startswith("cannot reach"):
+            # down, not yet up, or closed on us: paho retries with backoff; a certificate refusal is for good
+            if self._unreachable_logged is not True:
+                log.warning("company %s: %s; retrying", self.code, reason)
+                self._unreachable_logged = True
+            return
+        self._give_up(reason)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_up = self.connected.is_set()
+        self.connected.clear()
+        if not was_up and self.failure is None and not self._stopping:
+            self._on_connect_fail(client, userdata)  # dropped before MQTT said anything: TLS or the network
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Connected means subscribed: a message published from now on reaches us.
         if not any(rc.is_failure for rc in reason_codes):
             self.connected.set()
         else:
-            log.error("company %s: subscription refused: %s", self.code, reason_codes)
+            self._give_up(f"the broker refused the subscription to {self.topic}: {reason_codes} "
+                          "(check this account's ACL)")
 
     def _on_message(self, client, userdata, msg) -> None:
         # Runs before paho sends the PUBACK: a message is acknowledged only once it is stored or set

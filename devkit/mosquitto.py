@@ -29,11 +29,12 @@ def find_mosquitto() -> str:
 class LocalMosquitto:
     """A real Mosquitto broker bound to 127.0.0.1 on a free port.
 
-    ``parties``: the broker is set up by :class:`cloud.broker.BrokerDir` exactly as ``smartmeter
-    broker init`` sets up a production one -- accounts, the ACLs of interfaces.md section 2, and with
-    ``tls`` mutual TLS -- and :meth:`settings` gives each party its ``[mqtt]`` settings. ``users``
-    (name -> password) is a bare password file without ACLs, for tests of the login alone. Neither:
-    anonymous, for tests of what anonymous clients are refused.
+    By default the broker is set up by :class:`cloud.broker.BrokerDir` exactly as ``smartmeter broker
+    init`` sets up a production one -- accounts, the ACLs of interfaces.md section 2, and with ``tls``
+    mutual TLS -- for ``parties`` and any added later by :meth:`account`; :meth:`settings` gives each
+    party its ``[mqtt]`` settings. ``users`` (name -> password) is a bare password file without ACLs,
+    for tests of the login alone. ``anonymous``: no accounts at all, only for tests of what anonymous
+    clients are refused.
     """
 
     port: int = 0
@@ -42,6 +43,7 @@ class LocalMosquitto:
     child: ChildProcess | None = None
     parties: tuple = ()  # of cloud.broker.Party
     tls: bool = False
+    anonymous: bool = False
 
     @property
     def host(self) -> str:
@@ -51,7 +53,7 @@ class LocalMosquitto:
         self.port = self.port or free_port()
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="mosquitto-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        conf_path = self._secure_conf() if self.parties else self._plain_conf()
+        conf_path = self._plain_conf() if self.users or self.anonymous else self._secure_conf()
         self.child = ChildProcess([find_mosquitto(), "-c", conf_path], self.workdir / "mosquitto.log")
         self.child.start(self._listening, what=f"mosquitto on port {self.port}")
         return self
@@ -76,6 +78,21 @@ class LocalMosquitto:
                 self.child.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its accounts and ACLs
                 time.sleep(0.2)
         return self.settings(name)
+
+    def mqtt_toml(self, kind: str, name: str) -> str:
+        """An ``[mqtt]`` section for party ``name`` (added if new) with absolute paths, to put in a meter's config."""
+        m = self.account(kind, name)
+        lines = ["[mqtt]", f'host = "{m.host}"', f"port = {m.port}", f'username = "{m.username}"',
+                 f'password_file = "{self.workdir / "broker" / "parties" / f"{name}.secret"}"']
+        if m.tls:
+            lines += ["tls = true", f'ca_file = "{m.ca_file}"', f'cert_file = "{m.cert_file}"', f'key_file = "{m.key_file}"']
+        return "\n".join(lines) + "\n"
+
+    def endpoint(self):
+        """Host and port without an account (``appliance.config.MqttSection``): what an anonymous client has."""
+        from appliance.config import MqttSection
+
+        return MqttSection(host=self.host, port=self.port)
 
     def settings(self, name: str):
         """The ``[mqtt]`` settings (``appliance.config.MqttSection``) of party ``name``."""

@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except MeterError as exc:
         print(f"smartmeter: error: {exc}", file=sys.stderr)
         return 2
+    except ConnectionError as exc:  # e.g. the broker refused this party's account or certificate
+        print(f"smartmeter: error: {exc}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from datetime import time as dtime
 from datetime import timedelta
 from pathlib import Path
 
+from ..broker_options import add_broker_options, broker_from_args
+
 log = logging.getLogger(__name__)
 
 DB_HELP = "storage URL: sqlite:///PATH (default sqlite:///outage.db, or $SMARTMETER_OUTAGE_DB) or postgresql://user@host/db"
@@ -51,7 +53,7 @@ def _timing_args(p: argparse.ArgumentParser) -> None:
 def _common(p: argparse.ArgumentParser, mqtt: bool = True) -> None:
     p.add_argument("--db", default=None, help=DB_HELP)
     if mqtt:
-        p.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker host:port (default 127.0.0.1:1883)")
+        add_broker_options(p)
 
 
 def _until_signal() -> threading.Event:
@@ -70,9 +72,10 @@ def cmd_collector(args) -> int:
 
     storage = open_storage(args.db)
     c = Collector(storage, SystemClock(), Timing(args.period, args.grace), intake=IntakeConfig(skew=args.clock_skew))
-    host, port = host_port(args.mqtt, 1883)
-    c.start(host, port, share_group=args.share_group, client_id=args.client_id)
-    log.info("collector on %s:%d%s", host, port, f" in $share group {args.share_group}" if args.share_group else "")
+    broker = broker_from_args(args)
+    c.start(broker, share_group=args.share_group, persistent=args.persistent or bool(args.client_id),
+            client_id=args.client_id)
+    log.info("collector on %s:%d%s", broker.host, broker.port, f" in $share group {args.share_group}" if args.share_group else "")
     stop = _until_signal()
     while not stop.wait(1.0):
         if not c.healthy:  # exit non-zero, so systemd restarts it
@@ -104,7 +107,7 @@ def cmd_manager(args) -> int:
     feed = None
     if args.da_feed:
         feed = DaFeed(manager)
-        feed.start(*host_port(args.mqtt, 1883))
+        feed.start(broker_from_args(args))
     log.info("manager: API on %s, tick every %ss", api.url, args.tick.total_seconds())
     stop = _until_signal()
     while not stop.wait(args.tick.total_seconds()):
@@ -231,6 +234,16 @@ def cmd_dead_letters(args) -> int:
 
 
 # ----------------------------------------------------------------- sim
+def _publisher_accounts(args):
+    """One connection per ``--mqtt-config`` (an account is one session); without accounts, ``--connections``."""
+    from appliance.config import load_mqtt_config
+
+    if args.mqtt_config:
+        return [load_mqtt_config(f) for f in args.mqtt_config]
+    ns = argparse.Namespace(mqtt_config=None, mqtt=args.mqtt)
+    return [broker_from_args(ns)] * max(1, args.connections)
+
+
 def cmd_fleet(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -242,8 +255,7 @@ def cmd_fleet(args) -> int:
 
     spec = FleetSpec(args.meters, args.area_size, args.concentrators)
     clock = SystemClock() if args.clock == "real" else ManualClock(SystemClock().now())
-    host, port = host_port(args.mqtt, 1883)
-    pub = Publisher(host, port, connections=args.connections, qos=args.qos)
+    pub = Publisher(*_publisher_accounts(args), qos=args.qos)
     fleet = Fleet(spec, clock, pub, period=args.period, silent_rate=args.silent_rate, batch=args.batch, seed=args.seed)
     steps = build(args.scenario, fleet, args.period, ScenarioOptions(da_feed=args.da_feed, api_url=args.api), seed=args.seed)
     t0 = time.monotonic()
@@ -275,7 +287,9 @@ def register(groups) -> None:
     _common(p)
     _timing_args(p)
     p.add_argument("--share-group", help="join this $share group so several collectors split the load")
-    p.add_argument("--client-id", help="persistent MQTT session: nothing is lost across restarts")
+    p.add_argument("--persistent", action="store_true",
+                   help="a persistent MQTT session (the account's): nothing is lost across restarts")
+    p.add_argument("--client-id", help="persistent session under this client id (a broker without accounts only)")
     p.add_argument("--clock-skew", type=duration, default=CLOCK_SKEW,
                    help="refuse readings and statuses stamped more than this ahead of this host's clock (default 5m)")
     p.set_defaults(func=cmd_collector)
@@ -343,13 +357,16 @@ def register(groups) -> None:
     p.add_argument("--spread", type=duration, default=timedelta(seconds=10), help="jitter: spread each window's sends over this")
     p.add_argument("--silent-rate", type=float, default=0.01, help="share of meters missing any one read (default 0.01)")
     p.add_argument("--batch", action="store_true", help="send through concentrators/{id}/batch")
-    p.add_argument("--connections", type=int, default=2, help="MQTT connections to publish on")
+    p.add_argument("--connections", type=int, default=2,
+                   help="anonymous MQTT connections to publish on (with accounts: one per --mqtt-config)")
     p.add_argument("--qos", type=int, choices=(0, 1), default=1)
     p.add_argument("--clock", choices=("real", "simulated"), default="real",
                    help="real: windows at wall-clock times; simulated: as fast as possible (throughput only)")
     p.add_argument("--da-feed", action="store_true", help="publish distribution automation events on grid/da/events")
     p.add_argument("--api", help="manager API URL, to announce the planned scenario's outage")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--mqtt", default="127.0.0.1:1883", help="MQTT broker host:port")
+    p.add_argument("--mqtt-config", metavar="FILE", action="append",
+                   help="a simulator account's [mqtt] settings; repeat with more accounts for more connections")
+    p.add_argument("--mqtt", metavar="HOST:PORT", help="connect without an account (a development broker only)")
     p.set_defaults(func=cmd_fleet)
 

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 import paho.mqtt.client as paho
 
 from appliance.clock import Clock, floor_to
+from appliance.config import MqttSection
 from appliance.wire import CLOCK_SKEW
 
 from .model import Reading, StatusEvent
-from .mqtt import disconnect, make_client, start_subscriber
+from ..mqtt import disconnect, make_client, start_subscriber
 from .payloads import Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable
 from .storage import Storage
 from .storage.dead_letters import DeadLetter
@@ -306,10 +307,12 @@ class Collector:
         return self.no_communication()
 
     # ----- MQTT
-    def start(self, host: str, port: int, share_group: str | None = None, client_id: str | None = None,
-              session_expiry_s: int = 3600, qos: int = 1) -> None:
-        """Subscribe; a ``client_id`` makes the session persistent across restarts."""
-        client = make_client(client_id, manual_ack=True)
+    def start(self, broker: MqttSection, share_group: str | None = None, persistent: bool = False,
+              session_expiry_s: int = 3600, qos: int = 1, client_id: str | None = None) -> None:
+        """Subscribe with ``broker``'s account; ``persistent``: the broker keeps the session (the
+        subscription and what arrives meanwhile) across restarts. On a broker with accounts the
+        session is the account's; ``client_id`` matters only on one without."""
+        client = make_client(broker, client_id, manual_ack=True)
         prefix = f"$share/{share_group}/" if share_group else ""
 
         def on_message(c, userdata, msg):
@@ -330,8 +333,8 @@ class Collector:
         self._stop.clear()
         self._flusher = threading.Thread(target=self._flush_loop, name="collector-flush", daemon=True)
         self._flusher.start()
-        start_subscriber(client, host, port, [(prefix + t, qos) for t in TOPICS],
-                         session_expiry_s=session_expiry_s if client_id else 0, on_failure=self.fail)
+        start_subscriber(client, broker, [(prefix + t, qos) for t in TOPICS],
+                         session_expiry_s=session_expiry_s if persistent else 0, on_failure=self.fail)
 
     def fail(self, reason: str) -> None:
         """The collector cannot go on (its MQTT thread is gone, its subscription refused)."""

@@ -8,11 +8,12 @@ import json
 import logging
 
 from appliance.clock import parse_iso
+from appliance.config import MqttSection
 
 from .fleet import DA_TOPIC
 from .manager import OutageManager
 from .model import Area, DaEvent
-from .mqtt import disconnect, make_client, start_subscriber
+from ..mqtt import disconnect, make_client, start_subscriber
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,10 @@ class DaFeed:
         finally:
             self.received += 1
 
-    def start(self, host: str, port: int) -> None:
-        client = make_client()
+    def start(self, broker: MqttSection) -> None:
+        client = make_client(broker)
         client.on_message = lambda c, u, msg: self.handle(msg.payload)
-        start_subscriber(client, host, port, [(DA_TOPIC, 1)])
+        start_subscriber(client, broker, [(DA_TOPIC, 1)])
         self._client = client
 
     def stop(self) -> None:

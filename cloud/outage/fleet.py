@@ -18,25 +18,29 @@ from datetime import datetime, timedelta
 import paho.mqtt.client as paho
 
 from appliance.clock import Clock, iso
+from appliance.config import MqttSection
 
 from .model import Area
-from .mqtt import connect, disconnect, make_client
+from ..mqtt import connect, disconnect, make_client
 from .topology import FleetSpec, area_of, concentrator_of, meter_id
 
 DA_TOPIC = "grid/da/events"
 
 
 class Publisher:
-    """A few MQTT connections that publish on behalf of many meters."""
+    """A few MQTT connections that publish on behalf of many meters: one per account given (on a
+    broker with accounts, one account is one session, so a second connection needs its own)."""
 
-    def __init__(self, host: str, port: int, connections: int = 1, qos: int = 1) -> None:
+    def __init__(self, *brokers: MqttSection, qos: int = 1) -> None:
+        if not brokers:
+            raise ValueError("a publisher needs at least one broker account")
         self.qos = qos
         self.clients: list[paho.Client] = []
-        for _ in range(max(1, connections)):
-            c = make_client()
+        for broker in brokers:
+            c = make_client(broker)
             c.max_inflight_messages_set(1000)  # keep the pipe full; the broker is local and fast
             c.max_queued_messages_set(0)
-            connect(c, host, port)
+            connect(c, broker)
             self.clients.append(c)
         self._next = 0
         self._last: dict[int, paho.MQTTMessageInfo] = {}

@@ -28,7 +28,7 @@ from appliance.clock import JST, SystemClock, iso
 from cloud.outage.collector import Collector, Timing
 from cloud.outage.manager import ManagerConfig, OutageManager
 from cloud.outage.model import Event, Reading
-from cloud.outage.mqtt import connect, disconnect, make_client, start_subscriber
+from cloud.mqtt import connect, disconnect, make_client, start_subscriber
 from cloud.outage.notifier import Notifier, NotifierConfig
 from cloud.outage.storage import Storage, open_storage
 from cloud.outage.topology import FleetSpec, meter_id, registrations

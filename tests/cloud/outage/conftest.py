@@ -82,7 +82,7 @@ def smtp():
 
 @pytest.fixture
 def publisher(broker):
-    from cloud.outage.mqtt import connect, disconnect, make_client
+    from cloud.mqtt import connect, disconnect, make_client
 
     client = make_client()
     connect(client, broker.host, broker.port)

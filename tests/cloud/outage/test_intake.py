@@ -14,7 +14,7 @@ from appliance.clock import iso
 from cloud.outage.collector import Collector
 from cloud.outage.evidence import judge
 from cloud.outage.model import MeterComm, MeterState
-from cloud.outage.mqtt import disconnect, make_client, start_subscriber
+from cloud.mqtt import disconnect, make_client, start_subscriber
 
 PERIOD = timedelta(minutes=30)
 

@@ -110,7 +110,7 @@ HOSTILE = [
 
 
 def test_a_burst_of_every_hostile_message_mails_nobody_and_loses_no_good_reading(pipeline, broker):
-    from cloud.outage.mqtt import connect, disconnect, make_client
+    from cloud.mqtt import connect, disconnect, make_client
 
     p = pipeline()
     p.window()  # monitoring starts
