@@ -58,7 +58,8 @@ def acl_rules(party: Party) -> list[str]:
         return ["topic write grid/da/events"]
     if party.kind == "simulator":  # `smartmeter sim fleet`: many meters and the DA system at once; never in production
         return ["topic write meters/+/interval", "topic write meters/+/status", "topic write concentrators/+/batch",
-                "topic write grid/da/events"]
+                "topic write grid/da/events", "topic write companies/+/meters/+/data",
+                "topic write companies/+/meters/+/events"]
     if party.kind == "auditor":  # a monitoring tap (the demo's live view, a test's wire spy): reads all, writes nothing
         return ["topic read #"]
     return [f"topic write concentrators/{n}/batch"]

@@ -44,6 +44,7 @@ class LocalMosquitto:
     parties: tuple = ()  # of cloud.broker.Party
     tls: bool = False
     anonymous: bool = False
+    conf_path: Path | None = None  # the mosquitto.conf in use, once started
 
     @property
     def host(self) -> str:
@@ -53,8 +54,8 @@ class LocalMosquitto:
         self.port = self.port or free_port()
         self.workdir = Path(self.workdir or tempfile.mkdtemp(prefix="mosquitto-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        conf_path = self._plain_conf() if self.users or self.anonymous else self._secure_conf()
-        self.child = ChildProcess([find_mosquitto(), "-c", conf_path], self.workdir / "mosquitto.log")
+        self.conf_path = self._plain_conf() if self.users or self.anonymous else self._secure_conf()
+        self.child = ChildProcess([find_mosquitto(), "-c", self.conf_path], self.workdir / "mosquitto.log")
         self.child.start(self._listening, what=f"mosquitto on port {self.port}")
         return self
 
@@ -78,6 +79,11 @@ class LocalMosquitto:
                 self.child.proc.send_signal(signal.SIGHUP)  # mosquitto re-reads its accounts and ACLs
                 time.sleep(0.2)
         return self.settings(name)
+
+    def party_file(self, kind: str, name: str) -> Path:
+        """Party ``name``'s settings file (added if new): what a cloud command takes as ``--mqtt-config``."""
+        self.account(kind, name)
+        return self.workdir / "broker" / "parties" / f"{name}.toml"
 
     def mqtt_toml(self, kind: str, name: str) -> str:
         """An ``[mqtt]`` section for party ``name`` (added if new) with absolute paths, to put in a meter's config."""

@@ -70,11 +70,11 @@ def _bad_payloads(n: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def _publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
+def _publish(account, messages: list[tuple[str, bytes]]) -> None:
     """In a child process, so the publisher does not share the measured process's interpreter lock."""
-    c = make_client()
+    c = make_client(account)
     c.max_inflight_messages_set(1000)
-    connect(c, host, port)
+    connect(c, account)
     info = None
     for i, (topic, payload) in enumerate(messages):
         info = c.publish(topic, payload, qos=1)
@@ -86,7 +86,8 @@ def _publish(host: str, port: int, messages: list[tuple[str, bytes]]) -> None:
 
 
 def _run_publisher(broker: LocalMosquitto, messages) -> mp.Process:
-    p = mp.get_context("fork").Process(target=_publish, args=(broker.host, broker.port, messages), daemon=True)
+    p = mp.get_context("fork").Process(target=_publish, args=(broker.account("simulator", "bench-fleet"), messages),
+                                       daemon=True)
     p.start()
     return p
 
@@ -105,9 +106,10 @@ def _bare_rate(broker: LocalMosquitto, messages, readings: int) -> float:
             last[0] = time.perf_counter()
             done.set()
 
-    c = make_client()
+    account = broker.account("operator", "bench-bare")  # the same kind of connection as the collector's
+    c = make_client(account)
     c.on_message = on_message
-    start_subscriber(c, broker.host, broker.port, [("meters/+/interval", 1), ("concentrators/+/batch", 1)])
+    start_subscriber(c, account, [("meters/+/interval", 1), ("concentrators/+/batch", 1)])
     _run_publisher(broker, messages).join()
     done.wait(600)
     disconnect(c)
@@ -127,7 +129,7 @@ def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings
         handle(topic, payload)
 
     col.handle = timed
-    col.start(broker.host, broker.port)
+    col.start(broker.account("operator", "bench-collector"))
     count = (lambda: col.stats.dead_letters) if dead else storage.reading_count
     base = count()
     _run_publisher(broker, messages).join()
@@ -162,16 +164,30 @@ class _Sink:
 
 
 # ----------------------------------------------------------------- figures
-def bench_ingest(broker, storage, n: int) -> None:
-    print(f"ingest: {n:,} readings, QoS 1, publisher in its own process, validation on")
+def bench_ingest(broker, storage, n: int) -> dict[int, float]:
+    """Readings/s stored, per batch size; each against a bare subscriber on the same kind of connection."""
+    link = "mutual TLS" if broker.tls else "plain TCP"
+    print(f"ingest over {link}: {n:,} readings, QoS 1, every party on its own account, publisher in its own "
+          "process, validation on")
+    rates = {}
     for batch in (1, 200):
         msgs = _payloads(n, batch)
         bare = _bare_rate(broker, msgs, n)
-        stored = _collector_rate(broker, storage, msgs, n)
+        stored = rates[batch] = _collector_rate(broker, storage, msgs, n)
         kind = "one reading per message" if batch == 1 else f"concentrator batches of {batch}"
         print(f"  {kind}: bare subscriber {bare:,.0f}/s, collector stored {stored:,.0f}/s, "
               f"ratio {stored / bare:.2f} (goal 0.8), {stored / TEPCO_RATE:.2f}x TEPCO's 15.8k/s")
         storage_reset_readings(storage)
+    return rates
+
+
+def bench_tls_cost(plain: dict[int, float], workdir: Path, storage, n: int) -> None:
+    """The same ingest through a broker with mutual TLS: what TLS costs (goal: at most 20%)."""
+    with LocalMosquitto(workdir=workdir / "mosquitto-tls", tls=True) as broker:
+        tls = bench_ingest(broker, storage, n)
+    for batch, rate in tls.items():
+        kind = "one reading per message" if batch == 1 else f"batches of {batch}"
+        print(f"  TLS cost, {kind}: {1 - rate / plain[batch]:.0%} of the plain TCP ingest (goal at most 20%)")
 
 
 def bench_dead_letters(broker, storage, n: int) -> None:
@@ -221,7 +237,7 @@ def bench_power_loss_to_email(broker, storage: Storage, customers: int) -> None:
     timing = Timing(PERIOD, timedelta(minutes=2))
     config = ManagerConfig(timing=timing)
     col = Collector(storage, clock, timing, batch_size=5000, flush_interval_s=0.1)
-    col.start(broker.host, broker.port)
+    col.start(broker.account("operator", "bench-collector"))
     manager = OutageManager(open_storage(storage.url), clock, config)
     stop = threading.Event()
     ctx = mp.get_context("fork")
@@ -240,9 +256,10 @@ def bench_power_loss_to_email(broker, storage: Storage, customers: int) -> None:
         t.start()
     print(f"power loss -> e-mail: {customers:,}-customer area outage, last gasps, declaration delay "
           f"{config.declaration_delay.total_seconds():.0f} s, {NOTIFIER_PROCESSES} notifier processes")
-    pub = make_client()
+    gasps = broker.account("simulator", "bench-gasps")
+    pub = make_client(gasps)
     pub.max_inflight_messages_set(1000)
-    connect(pub, broker.host, broker.port)
+    connect(pub, gasps)
     lost_at = time.time()
     info = None
     for i in range(customers):
@@ -310,7 +327,8 @@ def main(args) -> int:
     try:
         with LocalMosquitto(workdir=workdir / "mosquitto") as broker:
             storage = open_storage(url)
-            bench_ingest(broker, storage, args.ingest)
+            plain = bench_ingest(broker, storage, args.ingest)
+            bench_tls_cost(plain, workdir, storage, args.ingest)
             bench_dead_letters(broker, storage, max(args.ingest // 4, 1000))
             bench_detection(storage, args.meters)
             bench_power_loss_to_email(broker, open_storage(url), args.area_customers)

@@ -5,19 +5,27 @@ import http.client
 import json
 from datetime import datetime
 
-import paho.mqtt.client as mqtt
-
 from appliance.clock import JST, ManualClock
 
 
+def hostile(broker, name: str = "hostile"):
+    """A party that may write as any meter (the broker's ``simulator`` kind): the receivers' own checks
+    are under test here, behind the ACLs that would stop most of this on a production broker."""
+    from cloud.mqtt import make_client
+
+    settings = broker.account("simulator", name)
+    client = make_client(settings)
+    client.connect(settings.host, settings.port)
+    client.loop_start()
+    return client
+
+
 class Publisher:
-    """A party on the broker that may send anything on anyone's topics."""
+    """A party on the broker that may send anything on any meter's topics."""
 
     def __init__(self, broker) -> None:
         self.broker = broker
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
+        self.client = hostile(broker)
 
     def send(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1).wait_for_publish(10)
@@ -30,9 +38,7 @@ class Publisher:
 def send_once(broker, topic: str, payload: bytes) -> bool:
     """Publish one message on a connection of its own; False if the broker would not take it (it cuts
     off a party that sends a malformed topic, and paho would resend it on every reconnect)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
+    client = hostile(broker, "hostile-once")  # not the Publisher's account: one account is one session
     try:
         info = client.publish(topic, payload, qos=1)
         info.wait_for_publish(1)  # a loopback broker acknowledges in milliseconds

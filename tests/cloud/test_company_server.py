@@ -40,7 +40,7 @@ def company(broker, tmp_path, clock):
     servers = []
 
     def start(**options) -> CompanyServer:
-        server = CompanyServer(CODE, broker.host, broker.port, tmp_path / "company.sqlite3", now=clock.now,
+        server = CompanyServer(CODE, broker.account("company", CODE), tmp_path / "company.sqlite3", now=clock.now,
                                **options).start()
         assert server.connected.wait(10)
         servers.append(server)
@@ -206,8 +206,8 @@ def test_the_company_command_exits_non_zero_when_it_cannot_go_on(broker, tmp_pat
     safety.start()
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        args = cli.argparse.Namespace(code=CODE, broker=(broker.host, broker.port), db=str(tmp_path / "c.sqlite3"),
-                                      username=None, password=None, share_group=None)
+        args = cli.argparse.Namespace(code=CODE, mqtt_config=str(broker.party_file("company", CODE)), mqtt=None,
+                                      db=str(tmp_path / "c.sqlite3"), share_group=None)
         assert cli.cmd_company(args) == 1
     finally:
         safety.cancel()

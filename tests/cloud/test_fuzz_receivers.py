@@ -80,7 +80,7 @@ def company(broker, tmp_path, clock):
     registry, key = keys.generate(), keys.generate()  # it answers confirmation requests too
     cert = issue_certificate(registry, company_code=CODE, name=CODE, role=Role.DATA, public_key=key.public_key(),
                              not_before=clock.now() - timedelta(days=1), not_after=clock.now() + timedelta(days=365))
-    server = CompanyServer(CODE, broker.host, broker.port, tmp_path / "company.sqlite3", key=key, certificate=cert,
+    server = CompanyServer(CODE, broker.account("company", CODE), tmp_path / "company.sqlite3", key=key, certificate=cert,
                            now=clock.now).start()
     assert server.connected.wait(10)
     publisher = Publisher(broker)

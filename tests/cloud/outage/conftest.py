@@ -84,8 +84,9 @@ def smtp():
 def publisher(broker):
     from cloud.mqtt import connect, disconnect, make_client
 
-    client = make_client()
-    connect(client, broker.host, broker.port)
+    settings = broker.account("simulator", "fleet-sim")  # writes as any meter, concentrator or the DA system
+    client = make_client(settings)
+    connect(client, settings)
     yield client
     disconnect(client)
 
@@ -108,12 +109,12 @@ class Pipeline:
         self.timing = Timing(timedelta(minutes=30), timedelta(minutes=2))
         storage.upsert_registrations(registrations(spec))
         self.collector = Collector(storage, clock, self.timing, flush_interval_s=0.05)
-        self.collector.start(broker.host, broker.port, client_id="collector-1")
+        self.collector.start(broker.account("operator", "collector-1"), persistent=True)
         self.manager = OutageManager(storage, clock, ManagerConfig(timing=self.timing, **manager_options))
         self.notifier_config = NotifierConfig(smtp_host=smtp.host, smtp_port=smtp.port, sender=Sender(),
                                               quiet_start=time(22, 0), quiet_end=time(7, 0))
         self.notifier = Notifier(storage, clock, self.notifier_config, worker="notifier-1")
-        self.publisher = Publisher(broker.host, broker.port)
+        self.publisher = Publisher(broker.account("simulator", "pipeline-sim"))
         self.fleet = Fleet(spec, clock, self.publisher, period=self.timing.period, silent_rate=0.0)
 
     def sync(self):

@@ -24,7 +24,7 @@ def publish(client, topic: str, payload) -> None:
 
 def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, storage, day_clock):
     c = Collector(storage, day_clock, flush_interval_s=0.05)
-    c.start(broker.host, broker.port)
+    c.start(broker.account("operator", "collector"))
     end = day_clock.now()
     publish(publisher, "meters/m1/interval", reading("m1", 1, end))
     publish(publisher, "meters/m1/interval", reading("m1", 1, end))  # a duplicate
@@ -56,7 +56,7 @@ def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, 
 
 def test_no_communication_list_after_grace(broker, publisher, storage, day_clock):
     c = Collector(storage, day_clock, Timing(PERIOD, timedelta(minutes=2)), flush_interval_s=0.05)
-    c.start(broker.host, broker.port)
+    c.start(broker.account("operator", "collector"))
     w0 = day_clock.now()  # 10:00, a window end
     for m in ("m1", "m2", "m3"):
         publish(publisher, f"meters/{m}/interval", reading(m, 1, w0))
@@ -79,7 +79,7 @@ def test_two_collectors_on_a_shared_subscription_neither_lose_nor_double_count(b
     stores = [open_storage(storage_url), open_storage(storage_url)]
     collectors = [Collector(s, day_clock, flush_interval_s=0.05, batch_size=200) for s in stores]
     for i, c in enumerate(collectors):
-        c.start(broker.host, broker.port, share_group="outage", client_id=f"collector-{i}")
+        c.start(broker.account("operator", f"collector-{i}"), share_group="outage", persistent=True)
     end = day_clock.now() - 4 * PERIOD  # every reading is in the past
     sent = 0
     for seq in range(1, 5):
@@ -102,7 +102,7 @@ def test_two_collectors_on_a_shared_subscription_neither_lose_nor_double_count(b
 def test_a_collector_crash_loses_nothing(broker, publisher, storage, day_clock):
     """Killed with readings received but not committed: the persistent session redelivers them."""
     c = Collector(storage, day_clock, flush_interval_s=3600, batch_size=10**6)  # nothing commits on its own
-    c.start(broker.host, broker.port, client_id="collector-a")
+    c.start(broker.account("operator", "collector-a"), persistent=True)
     end = day_clock.now()
     for m in range(20):
         publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", 1, end))
@@ -112,7 +112,7 @@ def test_a_collector_crash_loses_nothing(broker, publisher, storage, day_clock):
     for m in range(20, 30):  # sent while the collector is down
         publish(publisher, f"meters/m{m}/interval", reading(f"m{m}", 1, end))
     again = Collector(storage, day_clock, flush_interval_s=0.05)
-    again.start(broker.host, broker.port, client_id="collector-a")
+    again.start(broker.account("operator", "collector-a"), persistent=True)
     wait_until(lambda: storage.reading_count() == 30, what="redelivered readings")
     again.stop()
     assert len(set(storage.reading_keys())) == 30
@@ -130,8 +130,8 @@ def test_two_collector_processes_split_the_load_and_neither_lose_nor_double_coun
     open_storage(url).close()  # the schema exists before both processes start
     logs = [open(tmp_path / f"collector-{i}.log", "wb") for i in range(2)]
     procs = [subprocess.Popen([sys.executable, "-m", "smartmeter.cli", "-v", "cloud", "collector", "--db", url,
-                               "--mqtt", f"{broker.host}:{broker.port}", "--share-group", "outage",
-                               "--client-id", f"collector-p{i}"], stdout=logs[i], stderr=logs[i]) for i in range(2)]
+                               "--mqtt-config", str(broker.party_file("operator", f"collector-p{i}")),
+                               "--share-group", "outage", "--persistent"], stdout=logs[i], stderr=logs[i]) for i in range(2)]
     try:
         import time
 

@@ -38,7 +38,7 @@ def test_restarting_every_handler_mid_outage_loses_and_repeats_nothing(pipeline,
     # the collector crashes with the restoration's messages received but not committed
     p.collector.stop()
     slow = Collector(p.storage, p.clock, p.timing, flush_interval_s=3600, batch_size=10**6)
-    slow.start(p.broker.host, p.broker.port, client_id="collector-1")
+    slow.start(p.broker.account("operator", "collector-1"), persistent=True)
     p.clock.advance(timedelta(minutes=10))
     p.fleet.power_restore(meters)
     restored = lambda statuses: {e.meter_id for e in statuses if e.state is MeterState.POWER_RESTORED}  # noqa: E731
@@ -46,7 +46,7 @@ def test_restarting_every_handler_mid_outage_loses_and_repeats_nothing(pipeline,
     slow.stop(flush=False)
     # everything restarts: a new collector (same session), a new manager, a new notifier
     p.collector = Collector(open_storage(storage_url), p.clock, p.timing, flush_interval_s=0.05)
-    p.collector.start(p.broker.host, p.broker.port, client_id="collector-1")
+    p.collector.start(p.broker.account("operator", "collector-1"), persistent=True)
     wait_until(lambda: all(p.storage.meter_comm(f"SM{n:07d}").status is MeterState.POWER_RESTORED for n in meters),
                what="redelivered statuses")
     p.manager = OutageManager(open_storage(storage_url), p.clock, p.manager.config)

@@ -58,7 +58,7 @@ def test_distribution_automation_declares_at_once_and_its_restoration_waits_for_
 def test_the_simulated_da_feed_reaches_the_manager(api, broker):
     p, _ = api
     feed = DaFeed(p.manager)
-    feed.start(broker.host, broker.port)
+    feed.start(broker.account("operator", "da-feed"))
     try:
         p.fleet.da_event(p.fleet.area(2), "outage")
         wait_until(lambda: feed.received == 1, what="DA event")

@@ -152,7 +152,7 @@ def test_a_16_mb_reading_and_deep_nesting_are_refused_without_a_traceback(collec
 def test_the_devkit_broker_limits_packet_size(broker):
     from cloud.broker import MAX_PACKET_SIZE
 
-    assert f"max_packet_size {MAX_PACKET_SIZE}" in (broker.workdir / "mosquitto.conf").read_text()
+    assert f"max_packet_size {MAX_PACKET_SIZE}" in broker.conf_path.read_text()
 
 
 def test_a_resumed_session_with_a_long_backlog_does_not_wait_for_the_suback(broker, publisher):
@@ -165,9 +165,10 @@ def test_a_resumed_session_with_a_long_backlog_does_not_wait_for_the_suback(brok
         c.ack(msg.mid, msg.qos)
 
     def subscriber():
-        c = make_client("backlogged", manual_ack=True)
+        settings = broker.account("operator", "backlogged")
+        c = make_client(settings, manual_ack=True)
         c.on_message = slow
-        start_subscriber(c, broker.host, broker.port, [("meters/+/interval", 1)], session_expiry_s=600, timeout=1)
+        start_subscriber(c, settings, [("meters/+/interval", 1)], session_expiry_s=600, timeout=1)
         return c
 
     disconnect(subscriber())
@@ -193,7 +194,7 @@ def test_registrations_import_names_the_missing_columns(tmp_path):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_the_collector_fails_loudly_when_its_mqtt_thread_cannot_go_on(broker, publisher, storage, day_clock, monkeypatch):
     c = Collector(storage, day_clock, flush_interval_s=0.05)
-    c.start(broker.host, broker.port)
+    c.start(broker.account("operator", "collector"))
     assert c.healthy
     monkeypatch.setattr(c, "handle", lambda topic, payload: (_ for _ in ()).throw(MemoryError()))
     publisher.publish("meters/m1/interval", b"{}", qos=1).wait_for_publish(5)

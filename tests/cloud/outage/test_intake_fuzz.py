@@ -123,8 +123,9 @@ def test_a_burst_of_every_hostile_message_mails_nobody_and_loses_no_good_reading
         for _ in range(20):
             for topic, make in HOSTILE:
                 p.publisher.clients[0].publish(topic, make(end), qos=1)
-        big = make_client()  # the broker drops a 16 MB packet and its sender: on a connection of its own
-        connect(big, broker.host, broker.port)
+        sender = broker.account("meter", "SM0000010")  # the broker drops a 16 MB packet and its sender: a connection of its own
+        big = make_client(sender)
+        connect(big, sender)
         big.publish("meters/SM0000010/interval", b"x" * (16 * 1024 * 1024), qos=0)
         disconnect(big)
         p.publisher.sent += 3 + 20 * len(HOSTILE)

@@ -41,9 +41,9 @@ def test_import_and_simulated_fleet_through_a_collector(tmp_path, broker, capsys
     assert storage.registration_count() == 120
     # the fleet's simulated clock runs ahead of the real one: as `cloud collector --clock-skew 1d` would
     c = Collector(storage, SystemClock(), flush_interval_s=0.05, intake=IntakeConfig(skew=timedelta(days=1)))
-    c.start(broker.host, broker.port)
+    c.start(broker.account("operator", "collector"))
     assert run("sim", "fleet", "--meters", "120", "--area-size", "30", "--windows", "2", "--clock", "simulated",
-               "--scenario", "area-outage", "--spread", "0", "--batch", "--mqtt", f"{broker.host}:{broker.port}") == 0
+               "--scenario", "area-outage", "--spread", "0", "--batch", "--mqtt-config", str(broker.party_file("simulator", "fleet"))) == 0
     out = capsys.readouterr().out
     assert "windows 2" in out and "batched by concentrator" in out and "area outage" in out
     wait_until(lambda: c.stats.statuses >= 30 and c.stats.readings > 150, what="fleet traffic")
