@@ -49,7 +49,7 @@ def diagnose_connect(host: str, port: int, m: MqttSection, timeout: float = 5.0)
         return f"cannot reach the broker {host}:{port}: {exc.strerror or exc}"
     with sock:
         if not m.tls:
-            return f"the broker {host}:{port} closed the connection"
+            return f"the broker {host}:{port} closed the connection (does it want TLS? then set mqtt.tls = true)"
         try:
             with tls_context(m).wrap_socket(sock, server_hostname=host) as tls:
                 # TLS 1.3: the broker judges this meter's certificate after the handshake; its verdict

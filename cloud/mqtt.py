@@ -58,7 +58,14 @@ def connect(client: paho.Client, broker: MqttSection, session_expiry_s: int = 0,
             previous(c, userdata, flags, reason_code, properties)
         ready.set()
 
+    def on_disconnect(c, userdata, flags, reason_code, properties):
+        if not ready.is_set():  # closed before any CONNACK: TLS, or not an MQTT listener for this client
+            refused.append(diagnose_connect(broker.host, broker.port, broker))
+            ready.set()
+
+    previous_disconnect = client.on_disconnect
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(broker.host, broker.port, keepalive=broker.keepalive, clean_start=not session_expiry_s,
                        properties=props)
@@ -69,6 +76,7 @@ def connect(client: paho.Client, broker: MqttSection, session_expiry_s: int = 0,
         client.loop_stop()
         raise BrokerRefused(f"no answer from the MQTT broker {broker.host}:{broker.port} within {timeout:.0f} s; "
                             + diagnose_connect(broker.host, broker.port, broker))
+    client.on_disconnect = previous_disconnect
     if refused:
         client.loop_stop()
         client.disconnect()
