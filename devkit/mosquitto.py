@@ -85,8 +85,17 @@ class LocalMosquitto:
         self.account(kind, name)
         return self.workdir / "broker" / "parties" / f"{name}.toml"
 
+    def mqtt_section(self, kind: str, name: str) -> dict:
+        """The ``[mqtt]`` keys for party ``name`` (added if new), paths absolute: for a meter's config."""
+        m = self.account(kind, name)
+        out = {"host": m.host, "port": m.port, "username": m.username,
+               "password_file": str(self.workdir / "broker" / "parties" / f"{name}.secret")}
+        if m.tls:
+            out.update(tls=True, ca_file=str(m.ca_file), cert_file=str(m.cert_file), key_file=str(m.key_file))
+        return out
+
     def mqtt_toml(self, kind: str, name: str) -> str:
-        """An ``[mqtt]`` section for party ``name`` (added if new) with absolute paths, to put in a meter's config."""
+        """:meth:`mqtt_section` as TOML text, headed ``[mqtt]``."""
         m = self.account(kind, name)
         lines = ["[mqtt]", f'host = "{m.host}"', f"port = {m.port}", f'username = "{m.username}"',
                  f'password_file = "{self.workdir / "broker" / "parties" / f"{name}.secret"}"']

@@ -130,10 +130,8 @@ class EmulatedSystem:
         company_keys = self._issue_cards()
         for c in self.companies:
             key, cert = company_keys[c.code]
-            account = self.broker.settings(c.code)
             self.servers[c.code] = CompanyServer(
-                c.code, self.broker.host, self.broker.port, self.workdir / f"company-{c.code}.sqlite3",
-                username=account.username, password=account.password,
+                c.code, self.broker.settings(c.code), self.workdir / f"company-{c.code}.sqlite3",
                 key=key, certificate=cert, now=self.clock.now,
                 records={self.meter_id: list(c.data_types.split(","))} if c.code in self.commissioned else None,
             ).start()

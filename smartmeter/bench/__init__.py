@@ -17,7 +17,7 @@ def register(groups) -> None:
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object too")
     p.set_defaults(func=lambda args: _run("appliance", "cmd_bench", args))
     child = bench.add_parser("appliance-memory-child", help=argparse.SUPPRESS)
-    child.add_argument("--broker", required=True)
+    child.add_argument("--mqtt-json", required=True, help="the meter's [mqtt] section as JSON")
     child.add_argument("--chip-port", type=int, required=True)
     child.add_argument("--sim-seconds", type=int, required=True)
     child.add_argument("--db", required=True)

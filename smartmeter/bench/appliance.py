@@ -5,6 +5,10 @@ measured in the same run on the same broker. It prints; nothing asserts.
 * Resident memory of the headless meter service after one simulated hour at a 1 s interval (goal < 60 MB).
 * Outbox drain of 10,000 queued readings for 3 companies, vs a bare paho QoS 1 publisher (goal >= 0.5).
 * Sample-to-company latency p50/p99 through the broker, vs a bare publish-to-receive round trip.
+
+Every party has its own account on a broker set up as `smartmeter broker init` sets one up; the drain
+and the latency run over plain TCP and over mutual TLS, each baseline on the same kind of connection,
+and the TLS cost is the drain's drop (goal: at most 20%).
 """
 from __future__ import annotations
 
@@ -20,10 +24,9 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from appliance.clock import JST, ManualClock, SystemClock
 from appliance.config import parse_config
+from cloud.mqtt import connect, disconnect, make_client
 from devkit.mosquitto import LocalMosquitto
 from drivers.modbus.bridge import ModbusEndpoint, quiet_pymodbus
 from drivers.modbus.chip import ModbusMeteringChip
@@ -37,11 +40,12 @@ CONTRACTS = {"supply": {"company": "A", "data_types": ["time", "power", "energy"
                       {"company": "D2", "data_types": ["power", "voltage", "current"]}]}
 
 
-def _meter(meter_id: str, db: str, broker: tuple[str, int], chip_port: int, clock, retention: str = "7d") -> Meter:
-    """The benchmarked meter, assembled from a config like any other: 1 s windows, three companies."""
+def _meter(meter_id: str, db: str, mqtt: dict, chip_port: int, clock, retention: str = "7d") -> Meter:
+    """The benchmarked meter, assembled from a config like any other: 1 s windows, three companies;
+    ``mqtt``: its ``[mqtt]`` section (its own account)."""
     cfg = parse_config({"meter": {"id": meter_id, "measurement_interval": "1s", "retention": retention, "store": db},
                         "chip": {"profile": "sdm120", "tcp": f"127.0.0.1:{chip_port}"},
-                        "mqtt": {"host": broker[0], "port": broker[1]}, "contracts": CONTRACTS})
+                        "mqtt": mqtt, "contracts": CONTRACTS})
     return build_meter(cfg, clock)
 
 
@@ -55,16 +59,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
                               "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''}".strip(),
                               "python": platform.python_version()}
     print(f"smartmeter bench appliance — {out['date']} on {out['machine']}, Python {out['python']}")
-    with LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="bench-broker-"))) as broker:
-        emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
-        port = emulator.start_tcp()
-        try:
-            out.update(bench_transactions(port, args.samples))
-            out.update(bench_memory(broker, port, args.sim_seconds))
-            out.update(bench_drain(broker, port, args.readings))
-            out.update(bench_latency(broker, port, args.samples))
-        finally:
-            emulator.stop()
+    emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
+    port = emulator.start_tcp()
+    try:
+        out.update(bench_transactions(port, args.samples))
+        for tls in (False, True):
+            link = "tls" if tls else "tcp"
+            print(f"  -- over {'mutual TLS' if tls else 'plain TCP'}, every party on its own account --")
+            with LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="bench-broker-")), tls=tls) as broker:
+                if not tls:
+                    out.update(bench_memory(broker, port, args.sim_seconds))
+                out.update({f"{k}_{link}": v for k, v in bench_drain(broker, port, args.readings).items()})
+                out.update({f"{k}_{link}": v for k, v in bench_latency(broker, port, args.samples).items()})
+        cost = 1 - out["drain_readings_per_s_tls"] / out["drain_readings_per_s_tcp"]
+        out["tls_drain_cost"] = cost
+        print(f"  TLS cost: the outbox drain over mutual TLS runs at {1 - cost:.2f}x its plain TCP rate "
+              f"(cost {max(cost, 0):.0%}; goal at most 20%)")
+    finally:
+        emulator.stop()
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
     return 0
@@ -84,8 +96,8 @@ def bench_transactions(port: int, samples: int) -> dict:
 
 def bench_memory(broker: LocalMosquitto, port: int, sim_seconds: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "smartmeter.cli", "bench", "appliance-memory-child", "--broker",
-               f"{broker.host}:{broker.port}", "--chip-port", str(port), "--sim-seconds", str(sim_seconds),
+        cmd = [sys.executable, "-m", "smartmeter.cli", "bench", "appliance-memory-child", "--mqtt-json",
+               json.dumps(broker.mqtt_section("meter", "BENCH-MEM")), "--chip-port", str(port), "--sim-seconds", str(sim_seconds),
                "--db", f"{d}/meter.sqlite3"]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         if res.returncode != 0:
@@ -100,10 +112,9 @@ def bench_memory(broker: LocalMosquitto, port: int, sim_seconds: int) -> dict:
 def cmd_memory_child(args: argparse.Namespace) -> int:
     """The headless meter service alone in its process, stepped through simulated time."""
     quiet_pymodbus()
-    host, _, bport = args.broker.rpartition(":")
     clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
     interval = timedelta(seconds=1)
-    meter = _meter("BENCH-MEM", args.db, (host, int(bport)), args.chip_port, clock, retention="1d")
+    meter = _meter("BENCH-MEM", args.db, json.loads(args.mqtt_json), args.chip_port, clock, retention="1d")
     service, uplink = meter.service, meter.uplink
     meter.start()
     t0 = time.perf_counter()
@@ -127,7 +138,8 @@ def bench_drain(broker: LocalMosquitto, port: int, readings: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
         interval = timedelta(seconds=1)
-        meter = _meter("BENCH-DRAIN", f"{d}/meter.sqlite3", (broker.host, broker.port), port, clock, retention="30d")
+        meter = _meter("BENCH-DRAIN", f"{d}/meter.sqlite3", broker.mqtt_section("meter", "BENCH-DRAIN"), port, clock,
+                       retention="30d")
         service, uplink = meter.service, meter.uplink
         for _ in range(readings + 1):  # broker not connected: everything queues in the outbox
             service.step()
@@ -161,42 +173,40 @@ def _bare_publisher(broker: LocalMosquitto, n: int) -> float:
         if acked[0] == n:
             done.set()
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
+    account = broker.account("meter", "BENCH-BARE")  # a meter's account, like the drained meter's
+    c = make_client(account)
     c.on_publish = on_publish
     c.max_inflight_messages_set(100)
-    c.connect(broker.host, broker.port)
-    c.loop_start()
-    payload = json.dumps({"meter_id": "BENCH", "company_code": "A", "seq": 1, "energy_wh": 12.3,
+    connect(c, account)
+    payload = json.dumps({"meter_id": "BENCH-BARE", "company_code": "A", "seq": 1, "energy_wh": 12.3,
                           "interval_start": "2026-11-23T00:00:00+09:00"}).encode()
     t0 = time.perf_counter()
     for i in range(n):
-        c.publish("companies/A/meters/BENCH/data", payload, qos=1)
+        c.publish("companies/A/meters/BENCH-BARE/data", payload, qos=1)
     done.wait(300)
     dt = time.perf_counter() - t0
-    c.disconnect()
-    c.loop_stop()
+    disconnect(c)
     return dt
 
 
 def bench_latency(broker: LocalMosquitto, port: int, samples: int) -> dict:
     arrivals: dict[int, float] = {}
     got = threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-company", protocol=mqtt.MQTTv5)
+    company = broker.account("company", "A")
+    sub = make_client(company)
 
     def on_message(_c, _u, msg):
         arrivals[json.loads(msg.payload)["seq"]] = time.perf_counter()
         got.set()
 
     sub.on_message = on_message
-    sub.connect(broker.host, broker.port)
+    connect(sub, company)
     sub.subscribe("companies/A/meters/+/data", qos=1)
-    sub.subscribe("bench/echo", qos=1)
-    sub.loop_start()
     time.sleep(0.3)
     with tempfile.TemporaryDirectory() as d:
         clock = ManualClock(datetime(2026, 11, 23, 0, 0, tzinfo=JST))
         interval = timedelta(seconds=1)
-        meter = _meter("BENCH-LAT", f"{d}/meter.sqlite3", (broker.host, broker.port), port, clock)
+        meter = _meter("BENCH-LAT", f"{d}/meter.sqlite3", broker.mqtt_section("meter", "BENCH-LAT"), port, clock)
         service, uplink = meter.service, meter.uplink
         meter.start()
         while not uplink.state().connected:
@@ -213,20 +223,18 @@ def bench_latency(broker: LocalMosquitto, port: int, samples: int) -> dict:
                 service.step()  # the pump records acks and publishes the rest
             ours.append(arrivals.get(reading.seq, float("nan")) - t0)
         meter.close()
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub", protocol=mqtt.MQTTv5)
-    pub.connect(broker.host, broker.port)
-    pub.loop_start()
+    echo = broker.account("meter", "BENCH-ECHO")  # the same path as the meter's: a meter account to company A
+    pub = make_client(echo)
+    connect(pub, echo)
     bare = []
     for i in range(samples):
         got.clear()
         t0 = time.perf_counter()
-        pub.publish("bench/echo", json.dumps({"seq": -1 - i}).encode(), qos=1)
+        pub.publish("companies/A/meters/BENCH-ECHO/data", json.dumps({"seq": -1 - i}).encode(), qos=1)
         got.wait(5)
         bare.append(arrivals.get(-1 - i, float("nan")) - t0)
-    pub.disconnect()
-    pub.loop_stop()
-    sub.disconnect()
-    sub.loop_stop()
+    disconnect(pub)
+    disconnect(sub)
     p50, p99 = _pct(ours, 50), _pct(ours, 99)
     b50, b99 = _pct(bare, 50), _pct(bare, 99)
     print(f"  Sample-to-company latency: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; bare publish-to-receive "

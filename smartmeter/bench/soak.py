@@ -41,9 +41,7 @@ def run_soak(seconds: float, every: float = 10.0, print_fn=print) -> dict:
     with LocalMosquitto(workdir=work / "broker", parties=parties) as broker:
         emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
         port = emulator.start_tcp()
-        account = broker.settings("A")
-        company = CompanyServer("A", broker.host, broker.port, work / "company.sqlite3", username=account.username,
-                                password=account.password).start()
+        company = CompanyServer("A", broker.settings("A"), work / "company.sqlite3").start()
         secret = broker.workdir / "broker" / "parties" / "SOAK-1.secret"
         (work / "meter.toml").write_text(f"""[meter]
 id = "SOAK-1"

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 from polling import wait_for
 
 from appliance.config import parse_config
@@ -27,14 +26,18 @@ HALF_HOUR = timedelta(minutes=30)
 
 
 class GridOperator:
-    """A plain subscriber to meters/+/interval (the MDMS side), to check every reading arrives."""
+    """A plain subscriber to meters/+/interval (the MDMS side, on an operator's account), to check
+    every reading arrives."""
 
     def __init__(self, broker):
+        from cloud.mqtt import make_client
+
         self.seqs: list[int] = []
         self.bodies: list[dict] = []
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="grid-op", protocol=mqtt.MQTTv5)
+        account = broker.account("operator", "grid-op")
+        self.client = make_client(account)
         self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(account.host, account.port)
         self.client.subscribe("meters/+/interval", qos=1)
         self.client.loop_start()
 
@@ -71,7 +74,7 @@ class Rig:
             endpoint = ModbusEndpoint.tcp("127.0.0.1", self.emulator.start_tcp(), timeout=0.5)
         self.chip = ModbusMeteringChip(get_profile(profile), endpoint, clock=clock, retries=1, backoff=0.0,
                                        sleep=lambda s: None)
-        self.companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3",
+        self.companies = {c: CompanyServer(c, broker.account("company", c), tmp_path / f"{c}.sqlite3",
                                            **(company_options or {}).get(c, {})).start()
                           for c in companies}
         for c in self.companies.values():
@@ -94,7 +97,8 @@ class Rig:
         chip = {"serial": self.rtu[1], "baud": 9600} if self.rtu else {"tcp": f"127.0.0.1:{self.emulator.port}"}
         raw = {"meter": {"id": METER, "measurement_interval": "30m", "retention": "30d", "store": str(self.store_path)},
                "chip": {"profile": self.profile, "timeout": 0.5, **chip},
-               "mqtt": {"host": self.meter_link.host, "port": self.meter_link.port, "will_delay": 0}}
+               "mqtt": {**self.broker.mqtt_section("meter", METER), "host": self.meter_link.host,
+                        "port": self.meter_link.port, "will_delay": 0}}
         root = options.get("root_public_key")
         if root is not None:
             key_file = self.tmp_path / "registry.pub"
@@ -182,10 +186,7 @@ profile = "sdm120"
 tcp = "127.0.0.1:{chip_port}"
 timeout = 0.5
 
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-will_delay = 0
+{broker.mqtt_toml("meter", meter_id)}will_delay = 0
 
 [contracts.supply]
 company = "A"

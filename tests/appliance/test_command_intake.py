@@ -6,7 +6,6 @@ import json
 import threading
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.mqtt import MqttUplink
@@ -21,8 +20,12 @@ METER = "MTR-C1"
 
 
 def send(broker, payload: bytes, retain: bool) -> None:
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.connect(broker.host, broker.port)
+    """As a company: the only party that may command a meter."""
+    from cloud.mqtt import make_client
+
+    account = broker.account("company", "A")
+    c = make_client(account)
+    c.connect(account.host, account.port)
     c.loop_start()
     c.publish(f"meters/{METER}/commands", payload, qos=1, retain=retain).wait_for_publish(5)
     c.disconnect()
@@ -32,7 +35,8 @@ def send(broker, payload: bytes, retain: bool) -> None:
 def test_a_retained_command_is_ignored_also_when_published_while_the_meter_is_online(broker, clock):
     got: list[bytes] = []
     arrived = threading.Event()
-    uplink = MqttUplink(METER, broker.host, broker.port, clock, will_delay=0,
+    account = broker.account("meter", METER)
+    uplink = MqttUplink(METER, account.host, account.port, clock, will_delay=0, settings=account,
                         on_command=lambda p: (got.append(p), arrived.set()))
     uplink.start()
     try:

@@ -40,7 +40,7 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path, broker):
     rng = random.Random(int(os.environ.get("KILL9_SEED", "9")))
     emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
     port = emulator.start_tcp()
-    companies = {c: CompanyServer(c, broker.host, broker.port, tmp_path / f"{c}.sqlite3").start() for c in "ABD"}
+    companies = {c: CompanyServer(c, broker.account("company", c), tmp_path / f"{c}.sqlite3").start() for c in "ABD"}
     grid = GridOperator(broker)
     config = subprocess_meter_config(tmp_path / "meter.toml", broker, port, "MTR-K9", data=K9_DATA)
     log = open(tmp_path / "meter.log", "ab")
@@ -90,12 +90,13 @@ def retained_status(broker, meter_id: str) -> dict | None:
     """The retained ``meters/{id}/status``, as a newly connecting grid operator sees it."""
     import json
 
-    import paho.mqtt.client as mqtt
+    from cloud.mqtt import make_client
 
     got: list[dict] = []
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    account = broker.account("operator", "status-reader")
+    c = make_client(account)
     c.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
-    c.connect(broker.host, broker.port)
+    c.connect(account.host, account.port)
     c.subscribe(f"meters/{meter_id}/status", qos=1)
     c.loop_start()
     time.sleep(0.5)

@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 from appliance.clock import SystemClock
 from drivers.modbus.emulator import ChipEmulator
 from drivers.modbus.profiles import get_profile
@@ -28,9 +27,12 @@ class Wire:
 
     def __init__(self, broker) -> None:
         self.seqs: dict[str, list[int]] = defaultdict(list)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="wire", protocol=mqtt.MQTTv5)
+        from cloud.mqtt import make_client
+
+        account = broker.account("auditor", "wire")  # reads every topic, writes none
+        self.client = make_client(account)
         self.client.on_message = lambda _c, _u, m: self.seqs[m.topic].append(json.loads(m.payload)["seq"])
-        self.client.connect(broker.host, broker.port)
+        self.client.connect(account.host, account.port)
         self.client.subscribe([("meters/+/interval", 1), ("companies/+/meters/+/data", 1)])
         self.client.loop_start()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockFactory
 from meter_rig import HALF_HOUR, METER, data, supply, wait_for
 
@@ -214,8 +213,11 @@ def test_a_remote_contract_change_takes_the_card_path_and_a_replay_is_refused(ma
     signed = issue_document(doc, company_key=b.key, certificate=b.cert)
     command = sign_command("contract_change", meter_id=METER, company_key=b.key, certificate=b.cert, now=now,
                            document=signed)
-    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="company-B-sender", protocol=mqtt.MQTTv5)
-    pub.connect(broker.host, broker.port)
+    from cloud.mqtt import make_client
+
+    sender = broker.account("company", "B-sender")  # B's server holds account B; any company may send commands
+    pub = make_client(sender)
+    pub.connect(sender.host, sender.port)
     pub.loop_start()
     try:
         pub.publish(f"meters/{METER}/commands", command, qos=1).wait_for_publish(5)
