@@ -7,7 +7,11 @@ POST /planned           {"area", "start": ISO, "end": ISO, "reason"}
 POST /registrations     [{"meter_id", "customer_number", "area", "concentrator_id", "email", "name", "language"}]
 POST /security_errors   {"meter_id", "detail", "at": ISO, "reference"}
 GET  /outages           open outages          GET /areas   Table 3
-GET  /meters/{id}       Table 4/5 for a meter GET /unsubscribe?meter_id=..&token=..
+GET  /meters/{id}       Table 4/5 for a meter GET /unsubscribe?meter_id=..&expires=..&token=..
+
+Every request but the customer's signed unsubscribe link needs an operator's credentials (HTTP
+Basic, :mod:`.api_auth`): 401 without them, 403 for a ``viewer`` that tries to write, 429 for a
+client that keeps failing. The server listens on 127.0.0.1 unless told otherwise.
 
 Every body is validated against its declared struct (:mod:`.api_schema`) before anything is done:
 a body over the size limit is answered 413 unread, a malformed one 400 with ``{"error", "field"}``.
@@ -31,6 +35,8 @@ import msgspec
 from appliance.clock import iso
 
 from . import api_schema as schema
+from ..accounts import Accounts
+from .api_auth import REALM, Gate
 from .api_schema import BodyError, decode_body
 from .mail import Sender
 from .manager import OutageManager
@@ -77,9 +83,11 @@ class TooLarge(Exception):
 
 
 class OutageApi:
-    def __init__(self, manager: OutageManager, sender: Sender, host: str = "127.0.0.1", port: int = 8080) -> None:
+    def __init__(self, manager: OutageManager, sender: Sender, accounts: Accounts, host: str = "127.0.0.1",
+                 port: int = 8080) -> None:
         self.manager = manager
         self.sender = sender
+        self.gate = Gate(accounts)
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -91,6 +99,8 @@ class OutageApi:
             def _reply(self, status: int, body: Any) -> None:
                 data = json.dumps(to_json(body), ensure_ascii=False).encode()
                 self.send_response(status)
+                if status == HTTPStatus.UNAUTHORIZED:
+                    self.send_header("WWW-Authenticate", REALM)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -108,6 +118,12 @@ class OutageApi:
             def _dispatch(self, method: str) -> None:
                 url = urlparse(self.path)
                 parts = [p for p in url.path.split("/") if p]
+                refusal = api.refusal(method, parts, self.headers.get("Authorization"), self.client_address[0])
+                if refusal is not None:
+                    if method == "POST":
+                        self.close_connection = True  # its body stays unread
+                    self._reply(*refusal)
+                    return
                 try:
                     status, body = api.route(method, parts, parse_qs(url.query), self._body if method == "POST" else None)
                 except BodyError as exc:
@@ -137,6 +153,19 @@ class OutageApi:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
+    def refusal(self, method: str, parts: list[str], authorization: str | None, client: str) -> tuple[int, dict] | None:
+        """Why this request may not go on, as (status, body); None when it may."""
+        if method == "GET" and parts == ["unsubscribe"]:
+            return None  # the customer's own link: its signature is the credential
+        verdict = self.gate.check(authorization, client)
+        if verdict.limited:
+            return HTTPStatus.TOO_MANY_REQUESTS, {"error": "too many failed logins from this address; wait a minute"}
+        if verdict.account is None:
+            return HTTPStatus.UNAUTHORIZED, {"error": "an operator's user name and password are needed"}
+        if method != "GET" and verdict.account.role != "operator":
+            return HTTPStatus.FORBIDDEN, {"error": f"{verdict.account.name} may read but not change anything"}
+        return None
+
     def route(self, method: str, parts: list[str], query: dict[str, list[str]], body) -> tuple[int, Any]:
         m, s = self.manager, self.manager.storage
         if method == "GET" and parts == ["outages"]:
@@ -148,10 +177,9 @@ class OutageApi:
             info = m.meter_info(meter)
             return (200, info) if info else (404, {"error": f"no outage for meter {meter}"})
         if method == "GET" and parts == ["unsubscribe"]:
-            meter = (query.get("meter_id") or [""])[0]
-            token = (query.get("token") or [""])[0]
-            if not meter or token != self.sender.unsubscribe_token(meter):
-                return 403, {"error": "invalid unsubscribe link"}
+            meter, expires, token = ((query.get(k) or [""])[0] for k in ("meter_id", "expires", "token"))
+            if not meter or not self.sender.unsubscribe_links.verify(meter, expires, token, m.clock.now()):
+                return 403, {"error": "この配信停止リンクは無効か期限切れです / This unsubscribe link is invalid or has expired"}
             s.set_unsubscribed(meter)
             return 200, {"unsubscribed": meter, "message": "配信を停止しました / You are unsubscribed"}
         if method == "POST" and parts == ["da"]:

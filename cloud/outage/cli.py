@@ -17,6 +17,7 @@ from datetime import time as dtime
 from datetime import timedelta
 from pathlib import Path
 
+from ..accounts import DEFAULT_FILE as ACCOUNTS_FILE
 from ..broker_options import add_broker_options, broker_from_args
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,17 @@ def _common(p: argparse.ArgumentParser, mqtt: bool = True) -> None:
     p.add_argument("--db", default=None, help=DB_HELP)
     if mqtt:
         add_broker_options(p)
+
+
+OPERATORS_FILE = ACCOUNTS_FILE
+SECRET_FILE = Path("/var/lib/smartmeter/outage-secret.key")
+
+
+def _link_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--public-url", default="http://127.0.0.1:8080", help="base URL of unsubscribe links")
+    p.add_argument("--secret-file", type=Path, default=SECRET_FILE,
+                   help=f"the key that signs unsubscribe links, shared by the manager and the notifiers; made "
+                        f"(random, mode 0600) at first start if missing (default {SECRET_FILE})")
 
 
 def _until_signal() -> threading.Event:
@@ -101,9 +113,17 @@ def cmd_manager(args) -> int:
     from .manager import ManagerConfig, OutageManager
     from .storage import open_storage
 
+    from ..accounts import Accounts
+    from ..secrets import load_or_create_key
+
     config = ManagerConfig(timing=Timing(args.period, args.grace), declaration_delay=args.declaration_delay)
     manager = OutageManager(open_storage(args.db), SystemClock(), config)
-    api = OutageApi(manager, Sender(public_url=args.public_url, secret=args.secret.encode()), port=args.api_port).start()
+    sender = Sender(load_or_create_key(args.secret_file), public_url=args.public_url)
+    if not args.accounts.exists():
+        log.warning("no operators' accounts in %s: every request but an unsubscribe link is refused "
+                    "(add one: smartmeter cloud operator add NAME --role operator --accounts %s)", args.accounts, args.accounts)
+    api_host, api_port = host_port(args.api_listen, 8080)
+    api = OutageApi(manager, sender, Accounts(args.accounts), host=api_host, port=api_port).start()
     feed = None
     if args.da_feed:
         feed = DaFeed(manager)
@@ -125,6 +145,7 @@ def cmd_manager(args) -> int:
 def cmd_notifier(args) -> int:
     from appliance.clock import SystemClock
 
+    from ..secrets import load_or_create_key
     from .mail import Sender
     from .notifier import Notifier, NotifierConfig
     from .storage import open_storage
@@ -132,7 +153,8 @@ def cmd_notifier(args) -> int:
     host, port = host_port(args.smtp, 25)
     start, end = quiet_hours(args.quiet_hours)
     config = NotifierConfig(smtp_host=host, smtp_port=port, quiet_start=start, quiet_end=end,
-                            sender=Sender(address=args.sender, public_url=args.public_url, secret=args.secret.encode()))
+                            sender=Sender(load_or_create_key(args.secret_file), address=args.sender,
+                                          public_url=args.public_url))
     n = Notifier(open_storage(args.db), SystemClock(), config)
     log.info("notifier %s sending through %s:%d", n.worker, host, port)
     n.run(_until_signal(), poll_s=args.poll.total_seconds())
@@ -234,6 +256,19 @@ def cmd_dead_letters(args) -> int:
 
 
 # ----------------------------------------------------------------- sim
+def _api_authorization(args) -> str | None:
+    """An operator's credentials for the manager's API: the name, and the password from a 0600 file."""
+    from appliance.config import read_secret
+
+    from .api_auth import basic_header
+
+    if not args.api_user:
+        return None
+    if not args.api_password_file:
+        raise SystemExit("--api-user needs --api-password-file (a password is never given on the command line)")
+    return basic_header(args.api_user, read_secret(Path(args.api_password_file), "--api-password-file").strip())
+
+
 def _publisher_accounts(args):
     """One connection per ``--mqtt-config`` (an account is one session); without accounts, ``--connections``."""
     from appliance.config import load_mqtt_config
@@ -257,7 +292,9 @@ def cmd_fleet(args) -> int:
     clock = SystemClock() if args.clock == "real" else ManualClock(SystemClock().now())
     pub = Publisher(*_publisher_accounts(args), qos=args.qos)
     fleet = Fleet(spec, clock, pub, period=args.period, silent_rate=args.silent_rate, batch=args.batch, seed=args.seed)
-    steps = build(args.scenario, fleet, args.period, ScenarioOptions(da_feed=args.da_feed, api_url=args.api), seed=args.seed)
+    steps = build(args.scenario, fleet, args.period,
+                  ScenarioOptions(da_feed=args.da_feed, api_url=args.api, api_authorization=_api_authorization(args)),
+                  seed=args.seed)
     t0 = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task(f"{spec.meters:,} meters × {args.windows} windows", total=spec.meters * args.windows)
@@ -302,9 +339,11 @@ def register(groups) -> None:
     p.add_argument("--tick", type=duration, default=timedelta(seconds=2), help="how often to judge (default 2s)")
     p.add_argument("--declaration-delay", type=duration, default=timedelta(seconds=30),
                    help="blinks shorter than this never become outages (default 30s)")
-    p.add_argument("--api-port", type=int, default=8080, help="HTTP API port on 127.0.0.1 (default 8080)")
-    p.add_argument("--public-url", default="http://127.0.0.1:8080", help="base URL of unsubscribe links")
-    p.add_argument("--secret", default="change-me", help="key that signs unsubscribe links (same as the notifier's)")
+    p.add_argument("--api-listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                   help="where the HTTP API listens (default 127.0.0.1:8080: this host only)")
+    p.add_argument("--accounts", type=Path, default=OPERATORS_FILE,
+                   help=f"the operators' accounts (smartmeter cloud operator add; default {OPERATORS_FILE})")
+    _link_args(p)
     p.add_argument("--da-feed", action="store_true", help="also take DA events from MQTT grid/da/events")
     p.set_defaults(func=cmd_manager)
 
@@ -315,8 +354,7 @@ def register(groups) -> None:
     p.add_argument("--sender", default="teiden@example.jp", help="From address")
     p.add_argument("--quiet-hours", default="22:00-07:00", help="JST hours that hold back non-urgent e-mail, or 'none'")
     p.add_argument("--poll", type=duration, default=timedelta(seconds=1), help="how often to look for work (default 1s)")
-    p.add_argument("--public-url", default="http://127.0.0.1:8080", help="base URL of unsubscribe links")
-    p.add_argument("--secret", default="change-me", help="key that signs unsubscribe links")
+    _link_args(p)
     p.set_defaults(func=cmd_notifier)
 
     p = cloud.add_parser("registrations", help="outage pipeline: customers' registrations (Table 1)")
@@ -364,6 +402,8 @@ def register(groups) -> None:
                    help="real: windows at wall-clock times; simulated: as fast as possible (throughput only)")
     p.add_argument("--da-feed", action="store_true", help="publish distribution automation events on grid/da/events")
     p.add_argument("--api", help="manager API URL, to announce the planned scenario's outage")
+    p.add_argument("--api-user", help="an operator's user name for --api")
+    p.add_argument("--api-password-file", help="a file (mode 0600) holding that operator's password")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mqtt-config", metavar="FILE", action="append",
                    help="a simulator account's [mqtt] settings; repeat with more accounts for more connections")

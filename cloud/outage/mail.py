@@ -4,14 +4,15 @@ security error. Japanese by default, English per customer; every time in JST."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.header import Header
 from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from typing import Any
+from urllib.parse import quote
 
+from ..secrets import LinkSigner
 from .model import Event, Language, Outage, OutageKind, OutageMember, Registration
 from .texts import REASON, RESPONSE_STATUS, label, when
 
@@ -24,16 +25,23 @@ COUNT_NOTE = {
 
 @dataclass(frozen=True)
 class Sender:
+    key: bytes  # signs unsubscribe links: the handlers' key (cloud.secrets.load_or_create_key); no default
     address: str = "teiden@example.jp"
     display_name: str = "停電情報サービス"
     public_url: str = "http://127.0.0.1:8080"  # where the unsubscribe link points (the API)
-    secret: bytes = b"change-me"  # signs unsubscribe links
+    link_lifetime: timedelta = timedelta(days=60)  # an e-mail's link works this long
 
-    def unsubscribe_token(self, meter_id: str) -> str:
-        return hmac.new(self.secret, meter_id.encode(), hashlib.sha256).hexdigest()[:32]
+    def __post_init__(self) -> None:
+        if len(self.key) < 32:
+            raise ValueError("a Sender needs the handlers' signing key (at least 32 bytes)")
 
-    def unsubscribe_url(self, meter_id: str) -> str:
-        return f"{self.public_url}/unsubscribe?meter_id={meter_id}&token={self.unsubscribe_token(meter_id)}"
+    @property
+    def unsubscribe_links(self) -> LinkSigner:
+        return LinkSigner(self.key, "unsubscribe", self.link_lifetime)
+
+    def unsubscribe_url(self, meter_id: str, now: datetime) -> str:
+        expires, token = self.unsubscribe_links.sign(meter_id, now)
+        return f"{self.public_url}/unsubscribe?meter_id={quote(meter_id)}&expires={expires}&token={token}"
 
 
 def _area_line(o: Outage, lang: Language) -> str:
@@ -137,7 +145,7 @@ DEFAULT_SUBJECT = ("停電情報のお知らせ", "Notice of power outage inform
 
 
 def compose(event: Event, reg: Registration, sender: Sender, key: str, outage: Outage | None = None,
-            member: OutageMember | None = None, detail: dict[str, Any] | None = None, now: datetime | None = None) -> MIMEText:
+            member: OutageMember | None = None, detail: dict[str, Any] | None = None, *, now: datetime) -> MIMEText:
     lang = reg.language
     ja = lang is Language.JA
     indoor = outage is not None and outage.kind is OutageKind.INDOOR
@@ -156,7 +164,7 @@ def compose(event: Event, reg: Registration, sender: Sender, key: str, outage: O
         body = _fig11a(outage, lang)
     greeting = f"{reg.name} 様" if ja else f"Dear {reg.name or 'customer'},"
     customer = ("お客様番号" if ja else "Customer number") + ("：" if ja else ": ") + reg.customer_number
-    unsubscribe = sender.unsubscribe_url(reg.meter_id)
+    unsubscribe = sender.unsubscribe_url(reg.meter_id, now)
     footer = ("配信停止はこちら：" if ja else "Unsubscribe: ") + unsubscribe
     text = "\n".join([greeting, "", title, "", heading[0 if ja else 1], "", *body, "", customer, "", footer, ""])
 
@@ -166,8 +174,7 @@ def compose(event: Event, reg: Registration, sender: Sender, key: str, outage: O
     msg["Subject"] = Header(title, "utf-8")
     msg["From"] = formataddr((str(Header(sender.display_name, "utf-8")), sender.address))
     msg["To"] = reg.email
-    if now is not None:
-        msg["Date"] = format_datetime(now)
+    msg["Date"] = format_datetime(now)
     # the same event always has the same Message-ID: a resend after a crash is recognisable as one
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     msg["Message-ID"] = f"<outage.{digest}@{sender.address.split('@')[-1]}>"

@@ -19,7 +19,7 @@ import os
 import smtplib
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from appliance.clock import JST, Clock
@@ -35,9 +35,9 @@ SMTP_POLICY = email.policy.compat32.clone(linesep="\r\n")  # SMTP wants CRLF; sm
 
 @dataclass
 class NotifierConfig:
+    sender: Sender  # the From address and the key that signs unsubscribe links
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
-    sender: Sender = field(default_factory=Sender)
     quiet_start: time | None = time(22, 0)  # JST; None: no quiet hours
     quiet_end: time | None = time(7, 0)
     batch: int = 100
@@ -57,10 +57,10 @@ class NotifierStats:
 
 
 class Notifier:
-    def __init__(self, storage: Storage, clock: Clock, config: NotifierConfig | None = None, worker: str | None = None) -> None:
+    def __init__(self, storage: Storage, clock: Clock, config: NotifierConfig, worker: str | None = None) -> None:
         self.storage = storage
         self.clock = clock
-        self.config = config or NotifierConfig()
+        self.config = config
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stats = NotifierStats()
 
@@ -126,7 +126,7 @@ class Notifier:
             if outage is None or (member is None and n.event is not Event.PLANNED_NOTICE):
                 log.error("notification %s refers to a missing outage or member", n.key)
                 return None
-        return compose(n.event, reg, self.config.sender, n.key, outage, member, n.detail, now)
+        return compose(n.event, reg, self.config.sender, n.key, outage, member, n.detail, now=now)
 
     def _finish(self, n: Notification, state: NotificationState, error: str | None = None, retry_at: datetime | None = None) -> None:
         if not self.storage.finish_notification(n.id, self.worker, state, self.clock.now(), error, retry_at):

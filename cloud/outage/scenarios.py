@@ -25,7 +25,8 @@ class Step:
 @dataclass
 class ScenarioOptions:
     da_feed: bool = False  # also publish distribution automation's view on grid/da/events
-    api_url: str | None = None  # where to announce a planned outage (the manager's API)
+    api_url: str | None = None  # where to announce a planned outage (the manager's API) ...
+    api_authorization: str | None = None  # ... with an operator's credentials (an Authorization header)
     gasp_share: float = 0.95  # share of last gasps that reach the broker
 
 
@@ -88,7 +89,9 @@ def build(name: str, fleet: Fleet, period: timedelta, opts: ScenarioOptions, see
                 start = fleet.clock.now() + p / 2
                 body = {"area": fleet.area(a).key, "start": iso(start), "end": iso(start + p), "reason": "construction"}
                 req = urllib.request.Request(f"{opts.api_url}/planned", json.dumps(body).encode(), method="POST",
-                                             headers={"Content-Type": "application/json"})
+                                             headers={"Content-Type": "application/json",
+                                                      **({"Authorization": opts.api_authorization}
+                                                         if opts.api_authorization else {})})
                 urllib.request.urlopen(req, timeout=10).close()
             steps.insert(0, Step(timedelta(0), f"planned outage announced for {fleet.area(a).label()}", announce))
         return steps

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import smtplib
+import secrets
 import statistics
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from aiosmtpd.controller import Controller
 from appliance.clock import JST, SystemClock, iso
 from cloud.outage.collector import Collector, Timing
 from cloud.outage.manager import ManagerConfig, OutageManager
+from cloud.outage.mail import Sender
 from cloud.outage.model import Event, Reading
 from cloud.mqtt import connect, disconnect, make_client, start_subscriber
 from cloud.outage.notifier import Notifier, NotifierConfig
@@ -142,10 +144,12 @@ def _collector_rate(broker: LocalMosquitto, storage: Storage, messages, readings
 
 
 NOTIFIER_PROCESSES = 3
+BENCH_KEY = secrets.token_bytes(32)  # this run's link-signing key
 
 
 def _notifier_process(url: str, smtp_port: int, stop) -> None:
-    config = NotifierConfig(smtp_host="127.0.0.1", smtp_port=smtp_port, quiet_start=None, quiet_end=None, batch=100)
+    config = NotifierConfig(Sender(BENCH_KEY), smtp_host="127.0.0.1", smtp_port=smtp_port, quiet_start=None,
+                            quiet_end=None, batch=100)
     n = Notifier(open_storage(url), SystemClock(), config)
     while not stop.is_set():
         if not n.run_once():
@@ -308,7 +312,7 @@ def bench_email_rate(storage: Storage, n: int) -> None:
     storage.upsert_registrations(registrations(spec))
     storage.add_notifications([(f"rate:{i}", Event.SECURITY_ERROR, meter_id(i), None, True, now, {"detail": "bench"})
                                for i in range(n)], now)
-    notifier = Notifier(storage, clock, NotifierConfig(smtp_host="127.0.0.1", smtp_port=smtp.port,
+    notifier = Notifier(storage, clock, NotifierConfig(Sender(BENCH_KEY), smtp_host="127.0.0.1", smtp_port=smtp.port,
                                                        quiet_start=None, quiet_end=None, batch=200))
     t0 = time.perf_counter()
     while notifier.run_once():

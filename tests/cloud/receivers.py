@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 
 from appliance.clock import JST, ManualClock
+from operators import TEST_KEY, operator_accounts
 
 
 def hostile(broker, name: str = "hostile"):
@@ -62,22 +63,26 @@ class ApiRig:
         self.clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
         self.storage = open_storage(f"sqlite:///{db_path}")
         self.manager = OutageManager(self.storage, self.clock)
-        self.api = OutageApi(self.manager, Sender(), port=0).start()
+        accounts, self.operator, self.viewer = operator_accounts(db_path.parent)
+        self.api = OutageApi(self.manager, Sender(TEST_KEY), accounts, port=0).start()
         self.host, self.port = self.api.server.server_address[:2]
 
     def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
              timeout: float = 10) -> tuple[int, dict]:
-        """One request on its own connection; the answer's status and JSON body."""
+        """One request on its own connection, as the operator unless other ``headers`` are given ({}:
+        anonymous); the answer's status and JSON body."""
+        headers = self.operator if headers is None else headers
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
-            conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
+            conn.request(method, path, body=body, headers={"Content-Type": "application/json", **headers})
             resp = conn.getresponse()
             return resp.status, json.loads(resp.read())
         finally:
             conn.close()
 
-    def post(self, path: str, obj) -> tuple[int, dict]:
-        return self.call("POST", path, json.dumps(obj, ensure_ascii=False).encode())
+    def post(self, path: str, obj, headers: dict | None = None) -> tuple[int, dict]:
+        """As the operator, unless other ``headers`` are given."""
+        return self.call("POST", path, json.dumps(obj, ensure_ascii=False).encode(), headers=headers)
 
     def close(self) -> None:
         self.api.stop()

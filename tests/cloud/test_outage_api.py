@@ -55,11 +55,11 @@ def test_an_unreadable_body_is_400(rig, raw):
 
 
 def test_a_body_over_the_limit_is_413_unread(rig):
-    status, answer = rig.call("POST", "/registrations", b"[", headers={"Content-Length": str(MAX_BODY_BYTES + 1)})
+    status, answer = rig.call("POST", "/registrations", b"[", headers={**rig.operator, "Content-Length": str(MAX_BODY_BYTES + 1)})
     assert status == 413 and "limit" in answer["error"]
-    status, _ = rig.call("POST", "/registrations", b"", headers={"Content-Length": str(10**12)})
+    status, _ = rig.call("POST", "/registrations", b"", headers={**rig.operator, "Content-Length": str(10**12)})
     assert status == 413
-    assert rig.call("POST", "/da", b"{}", headers={"Content-Length": "-5"})[0] == 400
+    assert rig.call("POST", "/da", b"{}", headers={**rig.operator, "Content-Length": "-5"})[0] == 400
     assert rig.call("GET", "/outages") == (200, [])
 
 

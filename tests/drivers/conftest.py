@@ -1,10 +1,6 @@
 """Fixtures for the Modbus driver tests: emulators on loopback TCP and on a socat pty pair."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 
 import pytest

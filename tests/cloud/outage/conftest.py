@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from pathlib import Path
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
@@ -16,6 +15,7 @@ from appliance.clock import JST, ManualClock
 from cloud.outage.storage import open_storage
 from devkit.postgres import TempPostgres
 from devkit.ports import free_port
+from operators import TEST_KEY
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +111,7 @@ class Pipeline:
         self.collector = Collector(storage, clock, self.timing, flush_interval_s=0.05)
         self.collector.start(broker.account("operator", "collector-1"), persistent=True)
         self.manager = OutageManager(storage, clock, ManagerConfig(timing=self.timing, **manager_options))
-        self.notifier_config = NotifierConfig(smtp_host=smtp.host, smtp_port=smtp.port, sender=Sender(),
+        self.notifier_config = NotifierConfig(smtp_host=smtp.host, smtp_port=smtp.port, sender=Sender(TEST_KEY),
                                               quiet_start=time(22, 0), quiet_end=time(7, 0))
         self.notifier = Notifier(storage, clock, self.notifier_config, worker="notifier-1")
         self.publisher = Publisher(broker.account("simulator", "pipeline-sim"))

@@ -13,19 +13,24 @@ from appliance.clock import iso
 from cloud.outage.api import OutageApi
 from cloud.outage.da_feed import DaFeed
 from cloud.outage.model import OutageKind, OutageStatus
+from operators import operator_accounts
 
 
 @pytest.fixture
-def api(pipeline):
+def api(pipeline, tmp_path):
     p = pipeline()
-    server = OutageApi(p.manager, p.notifier_config.sender, port=0).start()
+    accounts, operator, _ = operator_accounts(tmp_path)
+    server = OutageApi(p.manager, p.notifier_config.sender, accounts, port=0).start()
+    server.operator = operator
     yield p, server
     server.stop()
 
 
-def call(server, method, path, body=None):
+def call(server, method, path, body=None, auth=True):
+    """As the operator (``auth``), or anonymously."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(server.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", **(server.operator if auth else {})}
+    req = urllib.request.Request(server.url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.status, json.loads(resp.read())
@@ -117,7 +122,9 @@ def test_security_error_and_unsubscribe_link(api):
     [msg] = p.smtp.messages
     assert "セキュリティエラー" in msg.get_content() and "署名検証エラー" in msg.get_content()
     link = msg["List-Unsubscribe"].strip().strip("<>")
-    assert call(server, "GET", link.split("8080", 1)[1] + "x")[0] == 403  # a tampered token
     path = link[link.index("/unsubscribe"):]
-    assert call(server, "GET", path)[0] == 200
+    assert call(server, "GET", path + "x", auth=False)[0] == 403  # a tampered token
+    assert call(server, "GET", path.replace("SM0000004", "SM0000005"), auth=False)[0] == 403  # another meter's
+    assert not p.storage.registration("SM0000005").unsubscribed
+    assert call(server, "GET", path, auth=False)[0] == 200  # the customer's own link needs no login
     assert p.storage.registration("SM0000004").unsubscribed
