@@ -25,7 +25,8 @@ from appliance.wire import CLOCK_SKEW
 
 from .model import Reading, StatusEvent
 from ..mqtt import disconnect, make_client, start_subscriber
-from .payloads import Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable
+from .payloads import (Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable,
+                       topic_meter_id)
 from .storage import Storage
 from .storage.dead_letters import DeadLetter
 
@@ -79,10 +80,10 @@ class CollectorStats:
         return sum(self.malformed.values())
 
 
-def _reading_letter(r: Reading, reason: str, now: datetime) -> DeadLetter:
+def _reading_letter(r: Reading, reason: str, now: datetime, topic: str | None = None) -> DeadLetter:
     """A valid reading set aside whole (at most 16 KiB), so that it can be replayed by hand."""
     body = r.payload if isinstance(r.payload, str) else json.dumps(r.payload)
-    return DeadLetter(f"meters/{r.meter_id}/interval", reason, body, now)
+    return DeadLetter(topic or f"meters/{r.meter_id}/interval", reason, body, now)
 
 
 def _status_letter(e: StatusEvent, reason: str, now: datetime) -> DeadLetter:
@@ -117,6 +118,7 @@ class Collector:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._readings: list[Reading] = []
+        self._batched: list[tuple[str, list[Reading]]] = []  # (concentrator id, its readings): vouched at flush
         self._statuses: list[StatusEvent] = []
         self._dead: list[DeadLetter] = []
         self._acks: list[tuple[int, int]] = []  # (mid, qos) in arrival order: MQTT wants PUBACKs in order
@@ -156,7 +158,7 @@ class Collector:
                         good.append(parse_reading(raw, intake))
                     except MalformedPayload as exc:
                         self._refuse(topic, raw, exc.reason, str(exc))
-                self._add_readings(good)
+                self._add_readings(good, concentrator=topic_meter_id(parts[1]))
             else:
                 raise MalformedPayload("unexpected topic")
         except MalformedPayload as exc:
@@ -173,21 +175,24 @@ class Collector:
             log.warning("refused a message on %s: %s (this kind is logged once a minute; all go to dead_letters)",
                         letter.topic, printable(detail, 300), exc_info=exc_info)
 
-    def _add_readings(self, readings: list[Reading]) -> None:
+    def _add_readings(self, readings: list[Reading], concentrator: str | None = None) -> None:
         with self._lock:
-            self._readings.extend(readings)
+            if concentrator is None:
+                self._readings.extend(readings)
+            elif readings:
+                self._batched.append((concentrator, readings))
             full = self._pending_count() >= self.batch_size
         self.stats.readings += len(readings)
         if full and self._client is None:
             self.flush()  # without MQTT nobody else flushes on size
 
     def _pending_count(self) -> int:
-        return len(self._readings) + len(self._dead)
+        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead)
 
     def pending(self) -> tuple[list[Reading], list[StatusEvent]]:
         """Received but not yet committed (a copy)."""
         with self._lock:
-            return list(self._readings), list(self._statuses)
+            return list(self._readings) + [r for _, b in self._batched for r in b], list(self._statuses)
 
     def flush(self) -> int:
         """Commit what is pending, then acknowledge it. Returns the number of new readings.
@@ -198,16 +203,19 @@ class Collector:
         with self._flush_lock:
             with self._lock:
                 readings, self._readings = self._readings, []
+                batched, self._batched = self._batched, []
                 statuses, self._statuses = self._statuses, []
                 dead, self._dead = self._dead, []
                 acks, self._acks = self._acks, []
             now = self.clock.now()
             try:
-                new = self._store(readings, statuses, dead, now)
+                new = self._store(readings, batched, statuses, list(dead), now)
             except Exception:
-                log.exception("storing %d readings failed; kept for the next flush", len(readings))
+                log.exception("storing %d readings failed; kept for the next flush",
+                              len(readings) + sum(len(b) for _, b in batched))
                 with self._lock:
                     self._readings[:0], self._statuses[:0], self._dead[:0], self._acks[:0] = readings, statuses, dead, acks
+                    self._batched[:0] = batched
                 return 0
             self.stats.stored += new
             if self._client is not None:
@@ -218,7 +226,9 @@ class Collector:
                 self.storage.prune_dead_letters(now, self.intake.dead_letter_keep, self.intake.dead_letter_cap)
             return new
 
-    def _store(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter], now: datetime) -> int:
+    def _store(self, readings: list[Reading], batched: list[tuple[str, list[Reading]]], statuses: list[StatusEvent],
+               dead: list[DeadLetter], now: datetime) -> int:
+        readings = readings + self._vouched(batched, dead, now)
         readings, statuses = self._since_commissioning(readings, statuses, dead, now)
         new = 0
         try:
@@ -232,6 +242,22 @@ class Collector:
         self.storage.add_dead_letters(dead)
         self.stats.dead_letters += len(dead)
         return new
+
+    def _vouched(self, batched: list[tuple[str, list[Reading]]], dead: list[DeadLetter], now: datetime) -> list[Reading]:
+        """The batched readings of meters registered under the concentrator that sent them. A
+        concentrator speaks only for its own meters: one holding another's (or an unregistered one)
+        is broken or forged, and those readings are set aside. One query per flush."""
+        meters = sorted({r.meter_id for _, b in batched for r in b})
+        home = self.storage.concentrator_of(meters) if meters else {}
+        kept = []
+        for concentrator, readings in batched:
+            for r in readings:
+                if home.get(r.meter_id) == concentrator:
+                    kept.append(r)
+                else:
+                    self._set_aside(dead, _reading_letter(r, "meter not registered under the concentrator", now,
+                                                          topic=f"concentrators/{concentrator}/batch"))
+        return kept
 
     def _since_commissioning(self, readings: list[Reading], statuses: list[StatusEvent], dead: list[DeadLetter],
                              now: datetime) -> tuple[list[Reading], list[StatusEvent]]:

@@ -33,7 +33,7 @@ from cloud.outage.model import Event, Reading
 from cloud.mqtt import connect, disconnect, make_client, start_subscriber
 from cloud.outage.notifier import Notifier, NotifierConfig
 from cloud.outage.storage import Storage, open_storage
-from cloud.outage.topology import FleetSpec, meter_id, registrations
+from cloud.outage.topology import FleetSpec, concentrator_of, meter_id, registrations
 from devkit.mosquitto import LocalMosquitto
 from devkit.ports import free_port
 from devkit.postgres import TempPostgres
@@ -51,8 +51,14 @@ def _payloads(n: int, batch: int) -> list[tuple[str, bytes]]:
                  "power_w": 500.0, "energy_wh": 250.0} for i in range(n)]
     if batch <= 1:
         return [(f"meters/{r['meter_id']}/interval", json.dumps(r).encode()) for r in readings]
-    return [(f"concentrators/CN{i // batch:06d}/batch", json.dumps({"readings": readings[i:i + batch]}).encode())
+    spec = _batch_fleet(n, batch)  # each batch from the concentrator its meters are registered under
+    return [(f"concentrators/{concentrator_of(spec, i)}/batch", json.dumps({"readings": readings[i:i + batch]}).encode())
             for i in range(0, n, batch)]
+
+
+def _batch_fleet(n: int, batch: int) -> FleetSpec:
+    """``n`` meters, ``batch`` to an area, all under one concentrator per area."""
+    return FleetSpec(n, area_size=batch, concentrators_per_area=1)
 
 
 def _bad_payloads(n: int) -> list[tuple[str, bytes]]:
@@ -174,6 +180,7 @@ def bench_ingest(broker, storage, n: int) -> dict[int, float]:
     print(f"ingest over {link}: {n:,} readings, QoS 1, every party on its own account, publisher in its own "
           "process, validation on")
     rates = {}
+    storage.upsert_registrations(registrations(_batch_fleet(n, 200)))  # a concentrator speaks for its own meters
     for batch in (1, 200):
         msgs = _payloads(n, batch)
         bare = _bare_rate(broker, msgs, n)

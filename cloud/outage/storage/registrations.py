@@ -28,6 +28,8 @@ COMMISSIONED = statement(
     "AND commissioned_at IS NOT NULL",
     "meter_ids",
 )
+CONCENTRATOR_OF = statement(
+    "SELECT meter_id, concentrator_id FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
 SET_UNSUBSCRIBED = statement("UPDATE registrations SET unsubscribed = :unsubscribed WHERE meter_id = :meter_id")
 BY_METER = statement(f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
 IN_AREA = statement(f"SELECT {COLUMNS} FROM registrations WHERE area = :area ORDER BY meter_id")
@@ -83,6 +85,14 @@ class Registrations(Database):
         for chunk in chunks(list(meter_ids)):
             for meter_id, at in self._query(COMMISSIONED, {"meter_ids": chunk}):
                 out[meter_id] = from_epoch(at)
+        return out
+
+    def concentrator_of(self, meter_ids: Sequence[str]) -> dict[str, str]:
+        """The concentrator each of these meters is registered under (unregistered meters left out)."""
+        out: dict[str, str] = {}
+        for chunk in chunks(list(meter_ids)):
+            for meter_id, concentrator_id in self._query(CONCENTRATOR_OF, {"meter_ids": chunk}):
+                out[meter_id] = concentrator_id
         return out
 
     def registration_count(self) -> int:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from polling import wait_for as wait_until
 
 from cloud.outage.collector import Collector, Timing
+from cloud.outage.model import Area, Registration
 from appliance.clock import iso
 
 PERIOD = timedelta(minutes=30)
@@ -22,7 +23,12 @@ def publish(client, topic: str, payload) -> None:
     client.publish(topic, data, qos=1).wait_for_publish(5)
 
 
+def register(storage, meter: str, concentrator: str) -> None:
+    storage.upsert_registrations([Registration(meter, f"C-{meter}", Area("広島県", "広島市中区", "基町"), concentrator)])
+
+
 def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, storage, day_clock):
+    register(storage, "m2", "c1")
     c = Collector(storage, day_clock, flush_interval_s=0.05)
     c.start(broker.account("operator", "collector"))
     end = day_clock.now()
@@ -52,6 +58,30 @@ def test_readings_are_stored_once_and_malformed_ones_counted(broker, publisher, 
     assert c.stats.dead_letters == len(letters) == 8  # each refused message is set aside with its reason
     assert {d.reason for d in letters} == set(c.stats.malformed)
     assert ("meters/m8/interval", "invalid seq") in {(d.topic, d.reason) for d in letters}
+
+
+def test_a_concentrator_speaks_only_for_the_meters_registered_under_it(broker, publisher, storage, day_clock):
+    """A batch from c1 holding c2's meter and an unregistered one: c1's own readings are stored, the
+    others set aside with the reason; registered later under c1, the stranger is taken."""
+    register(storage, "m1", "c1")
+    register(storage, "m2", "c2")
+    c = Collector(storage, day_clock, flush_interval_s=0.05)
+    c.start(broker.account("operator", "collector"))
+    end = day_clock.now()
+    publish(publisher, "concentrators/c1/batch",
+            {"readings": [reading("m1", 1, end), reading("m2", 1, end), reading("m3", 1, end)]})
+    wait_until(lambda: c.stats.messages == 1, what="the batch")
+    c.flush()
+    assert storage.reading_keys() == [("m1", 1)]
+    letters = storage.dead_letters()
+    assert {(d.topic, d.reason) for d in letters} == {("concentrators/c1/batch", "meter not registered under the concentrator")}
+    assert sorted(json.loads(d.excerpt)["meter_id"] for d in letters) == ["m2", "m3"]  # whole, to replay by hand
+    register(storage, "m3", "c1")
+    publish(publisher, "concentrators/c1/batch", {"readings": [reading("m3", 2, end)]})
+    publish(publisher, "concentrators/c2/batch", {"readings": [reading("m2", 2, end)]})
+    wait_until(lambda: c.stats.messages == 3, what="the next batches")
+    c.stop()
+    assert storage.reading_keys() == [("m1", 1), ("m2", 2), ("m3", 2)]
 
 
 def test_no_communication_list_after_grace(broker, publisher, storage, day_clock):
