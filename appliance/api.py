@@ -19,7 +19,7 @@ from .schedule import describe
 from .sending import Sender
 from .store import Store, StoredCard
 from .trust import DocumentRejected, MalformedDocument, read_document
-from .uplink import LinkState
+from .uplink import LinkProblem, LinkState
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,8 @@ class MeterAPI:
             in_force=overview.in_force,
             pending=overview.pending,
             alerts=tuple(AlertView.of(a) for a in self.store.alerts()),
-            link=None if link is None else LinkState(bool(link.get("connected")), link.get("detail", "")),
+            link=None if link is None else LinkState(bool(link.get("connected")), link.get("detail", ""),
+                                                     _problem(link.get("problem"))),
             queued=self.store.outbox_size(),
             breaker=self.store.breaker_state(),
         )
@@ -200,3 +201,11 @@ class MeterAPI:
 
     def forget_card(self, code: str, menu: str | None) -> bool:
         return self.store.forget_card(code, menu)
+
+
+def _problem(value) -> LinkProblem:
+    """A stored link problem; one written by another version reads as no known kind."""
+    try:
+        return LinkProblem(value or "")
+    except ValueError:
+        return LinkProblem.NONE

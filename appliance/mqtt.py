@@ -20,8 +20,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from . import topics
 from .clock import Clock, iso
 from .config import MqttSection
-from .mqtt_settings import apply_settings, diagnose_connect
-from .uplink import MAX_COMMAND_BYTES, LinkState
+from .mqtt_settings import apply_settings, diagnose
+from .uplink import MAX_COMMAND_BYTES, LinkProblem, LinkState
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class MqttUplink:
             detail = f"broker {self.host}:{self.port} refused the connection: {reason_code}"
             if self._state.detail != detail:
                 log.error("%s (check mqtt.username / mqtt.password)", detail)
-            self._state = LinkState(False, detail)
+            busy = str(reason_code) in ("Server unavailable", "Server busy")
+            self._state = LinkState(False, detail, LinkProblem.UNREACHABLE if busy else LinkProblem.ACCOUNT_REFUSED)
             return
         log.info("connected to broker %s:%s", self.host, self.port)
         self._report_lost(client.drop_out_messages())  # before paho's own resend of them, which follows
@@ -130,17 +131,17 @@ class MqttUplink:
 
     def _on_connect_fail(self, client, userdata) -> None:
         """paho retries a failed TCP/TLS connection silently: find out why, once per reason, and say so."""
-        detail = diagnose_connect(self.host, self.port, self.settings)
+        problem, detail = diagnose(self.host, self.port, self.settings)
         if self._state.detail != detail:
             log.error("cannot connect to the broker: %s; retrying with backoff", detail)
-        self._state = LinkState(False, detail)
+        self._state = LinkState(False, detail, problem)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._stopping:
             self._state = LinkState(False, "stopped")
         elif self._state.connected:
             log.warning("lost the broker %s:%s (%s); readings queue in the store", self.host, self.port, reason_code)
-            self._state = LinkState(False, f"disconnected from {self.host}:{self.port}: {reason_code}")
+            self._state = LinkState(False, f"disconnected from {self.host}:{self.port}: {reason_code}", LinkProblem.LOST)
         elif "refused the connection" not in self._state.detail:
             self._on_connect_fail(client, userdata)  # dropped before MQTT said anything: TLS or the network
 

@@ -7,6 +7,7 @@ import ssl
 import paho.mqtt.client as paho
 
 from .config import MqttSection
+from .uplink import LinkProblem
 
 
 def apply_settings(client: paho.Client, m: MqttSection) -> None:
@@ -38,18 +39,24 @@ def tls_context(m: MqttSection) -> ssl.SSLContext:
 
 
 def diagnose_connect(host: str, port: int, m: MqttSection, timeout: float = 5.0) -> str:
-    """Why a connection to the broker fails below MQTT, in words: unreachable, or the TLS reason
-    (unknown CA, expired certificate, a name that does not match). paho retries such failures
-    silently; the uplink asks here once per failure kind, so the installer sees the cause."""
+    """:func:`diagnose`'s words."""
+    return diagnose(host, port, m, timeout)[1]
+
+
+def diagnose(host: str, port: int, m: MqttSection, timeout: float = 5.0) -> tuple[LinkProblem, str]:
+    """Why a connection to the broker fails below MQTT: its kind, and the words: unreachable, or the
+    TLS reason (unknown CA, expired certificate, a name that does not match). paho retries such
+    failures silently; the uplink asks here once per failure kind, so the installer sees the cause."""
     import socket
 
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        return f"cannot reach the broker {host}:{port}: {exc.strerror or exc}"
+        return LinkProblem.UNREACHABLE, f"cannot reach the broker {host}:{port}: {exc.strerror or exc}"
     with sock:
         if not m.tls:
-            return f"the broker {host}:{port} closed the connection (does it want TLS? then set mqtt.tls = true)"
+            return LinkProblem.CLOSED, (f"the broker {host}:{port} closed the connection "
+                                        "(does it want TLS? then set mqtt.tls = true)")
         try:
             with tls_context(m).wrap_socket(sock, server_hostname=host) as tls:
                 # TLS 1.3: the broker judges this meter's certificate after the handshake; its verdict
@@ -59,16 +66,17 @@ def diagnose_connect(host: str, port: int, m: MqttSection, timeout: float = 5.0)
                     tls.recv(1)
                 except TimeoutError:
                     pass
-                return f"TLS to {host}:{port} works; the broker closed the connection after it"
+                return LinkProblem.CLOSED, f"TLS to {host}:{port} works; the broker closed the connection after it"
         except ssl.SSLCertVerificationError as exc:
-            return f"the broker's certificate was refused: {exc.verify_message} (check mqtt.ca_file)"
+            return LinkProblem.SERVER_CERT_REFUSED, (f"the broker's certificate was refused: {exc.verify_message} "
+                                                     "(check mqtt.ca_file)")
         except ssl.SSLError as exc:
             reason = exc.reason or str(exc)
             if "CERTIFICATE_EXPIRED" in str(reason).upper():
-                return "the broker refused this meter's certificate: it has expired (issue a new one)"
+                return LinkProblem.CERT_EXPIRED, "the broker refused this meter's certificate: it has expired (issue a new one)"
             if any(alert in str(reason).upper() for alert in ("UNKNOWN_CA", "CERTIFICATE_REQUIRED", "BAD_CERTIFICATE",
                                                                "DECRYPT_ERROR")):
-                return "the broker refused this meter's certificate (not signed by its CA, or missing)"
-            return f"TLS with {host}:{port} failed: {reason}"
+                return LinkProblem.CERT_REFUSED, "the broker refused this meter's certificate (not signed by its CA, or missing)"
+            return LinkProblem.CLOSED, f"TLS with {host}:{port} failed: {reason}"
         except OSError as exc:
-            return f"TLS with {host}:{port} failed: {exc}"
+            return LinkProblem.CLOSED, f"TLS with {host}:{port} failed: {exc}"

@@ -144,7 +144,8 @@ class MeterService:
         state = self.uplink.state()
         if state != self._link:
             self._link = state
-            self.store.set_meta("link", {"connected": state.connected, "detail": state.detail})
+            self.store.set_meta("link", {"connected": state.connected, "detail": state.detail,
+                                         "problem": state.problem.value})
 
     def _measure_if_due(self, now: datetime) -> Reading | None:
         end = self.measurer.due(now)

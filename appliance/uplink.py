@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from typing import Callable, Iterator, Protocol
 
 from .store import OutboxRow, Store
@@ -22,10 +23,24 @@ from .store import OutboxRow, Store
 MAX_COMMAND_BYTES = 64 * 1024
 
 
+class LinkProblem(str, Enum):
+    """Why the link is down, in kinds a screen can explain (the ``detail`` text says it exactly)."""
+
+    NONE = ""
+    UNREACHABLE = "unreachable"  # no route, refused, timed out: the network or the broker is down
+    ACCOUNT_REFUSED = "account_refused"  # wrong user name or password, or not allowed
+    SERVER_CERT_REFUSED = "server_cert_refused"  # the broker's certificate is not from the expected CA
+    CERT_EXPIRED = "cert_expired"  # this meter's certificate has expired
+    CERT_REFUSED = "cert_refused"  # the broker refused this meter's certificate
+    CLOSED = "closed"  # the broker closed the connection without saying why
+    LOST = "lost"  # was connected, the connection dropped
+
+
 @dataclass(frozen=True)
 class LinkState:
     connected: bool
     detail: str = ""  # e.g. "broker refused the credentials: Not authorized"
+    problem: LinkProblem = LinkProblem.NONE
 
 
 class Uplink(Protocol):

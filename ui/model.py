@@ -28,6 +28,7 @@ from appliance.clock import JST
 from appliance.domain import ContractChange, SwitchTime
 from appliance.interfaces import BreakerState
 from appliance.store import StoredCard
+from appliance.uplink import LinkProblem
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class FlowMarks:
     state: str  # forward | no_load | reverse | breaker_open | unknown
     forward: str  # off | on | blink
     reverse: str
+
+
+def link_problem_text(problem: LinkProblem) -> str | None:
+    """The i18n key that tells a household why the link is down and what to do, if the kind is known."""
+    return None if problem is LinkProblem.NONE else f"link_{problem.value}"
 
 
 def breaker_is_open(breaker: BreakerState | None) -> bool:

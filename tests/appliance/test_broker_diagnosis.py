@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 import msgspec
 import pytest
 
-from appliance.mqtt_settings import diagnose_connect
+from appliance.mqtt_settings import diagnose, diagnose_connect
+from appliance.uplink import LinkProblem
 from cloud.broker import Party
 from cloud.pki import CertificateAuthority
 from devkit.mosquitto import LocalMosquitto
@@ -38,6 +39,7 @@ def test_an_expired_meter_certificate_is_named(tls_broker, tmp_path):
     (tmp_path / "M1.key").chmod(0o600)
     m = msgspec.structs.replace(tls_broker.settings("M1"), cert_file=tmp_path / "M1.crt", key_file=tmp_path / "M1.key")
     assert "expired" in diagnose_connect("localhost", tls_broker.port, m)
+    assert diagnose("localhost", tls_broker.port, m)[0] is LinkProblem.CERT_EXPIRED
 
 
 def test_a_certificate_from_another_ca_is_refused(tls_broker, tmp_path):
@@ -48,6 +50,7 @@ def test_a_certificate_from_another_ca_is_refused(tls_broker, tmp_path):
 
 def test_an_unreachable_broker_is_named(tls_broker):
     assert "cannot reach" in diagnose_connect("127.0.0.1", free_port(), tls_broker.settings("M1"))
+    assert diagnose("127.0.0.1", free_port(), tls_broker.settings("M1"))[0] is LinkProblem.UNREACHABLE
 
 
 def _meter_status(tmp_path, broker, mqtt_lines: str) -> dict:
@@ -99,6 +102,7 @@ def test_the_meter_over_tls_and_what_appliance_status_says_when_it_cannot(tls_br
     lines = "[mqtt]" + party_body.replace(f"{tls_broker.workdir}/broker/tls/ca.crt", str(other.cert_path))
     link = _meter_status(tmp_path / "ca", tls_broker, lines)
     assert not link["connected"] and "broker's certificate was refused" in link["detail"]
+    assert link["problem"] == "server_cert_refused"  # the kind the touch screen explains
 
     secret = tmp_path / "wrong.secret"
     secret.write_text("not-the-password\n")
@@ -106,3 +110,4 @@ def test_the_meter_over_tls_and_what_appliance_status_says_when_it_cannot(tls_br
     lines = "[mqtt]" + party_body.replace(f"{tls_broker.workdir}/broker/parties/M1.secret", str(secret))
     link = _meter_status(tmp_path / "pw", tls_broker, lines)
     assert not link["connected"] and "refused the connection" in link["detail"]
+    assert link["problem"] == "account_refused"

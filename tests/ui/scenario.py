@@ -170,6 +170,11 @@ async def panel_a(app, run, emu):
     await frames(app, 3)
     run.check("alerts:link_lost_queued", ok and any("未送信の計量値" in t for t in alert_texts(app)),
               str(alert_texts(app))[:300])
+    from ui.i18n import TEXTS
+
+    reasons = [TEXTS[k][0] for k in ("link_lost", "link_unreachable")]  # dropped, then not reachable
+    ok = await until(lambda: any(r in t for t in alert_texts(app) for r in reasons), 15)
+    run.check("alerts:link_reason", ok, str(alert_texts(app))[:300])
     await shot(app, run, "alerts")
     await open_drawer(app)
     await tap(drawer.broker)

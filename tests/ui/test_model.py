@@ -21,7 +21,9 @@ from appliance.interfaces import BreakerState  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from appliance.documents import CardCheck  # noqa: E402
 from appliance.trust.rejections import Replayed, UntrustedCertificate  # noqa: E402
-from ui.model import CardSlots, CompanyPicker, flow_marks, half_hour_usage  # noqa: E402
+from appliance.uplink import LinkProblem  # noqa: E402
+from ui.i18n import TEXTS  # noqa: E402
+from ui.model import CardSlots, CompanyPicker, flow_marks, half_hour_usage, link_problem_text  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=JST)
 
@@ -174,3 +176,15 @@ def test_half_hour_usage_reads_as_a_clock():
     assert u.slots[0] == 0.25 and u.slots[14] == pytest.approx(0.004) and u.slots[47] == 0.1
     assert u.bad == [16] and u.slots[16] is None
     assert sum(1 for v in u.slots if v is not None) == 3 and abs(u.total_kwh - 0.354) < 1e-9
+
+
+def test_every_kind_of_link_problem_is_explained_to_the_household_in_both_languages():
+    import re
+
+    assert link_problem_text(LinkProblem.NONE) is None
+    for problem in LinkProblem:
+        if problem is LinkProblem.NONE:
+            continue
+        ja, en = TEXTS[link_problem_text(problem)]
+        assert re.search(r"[ぁ-んァ-ン一-龥]", ja) and not re.search(r"[A-Za-z]{3,}", ja), problem  # plain Japanese
+        assert en and en[0].isupper() and en.endswith("."), problem

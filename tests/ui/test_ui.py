@@ -50,7 +50,7 @@ def test_rejected_card_shows_reason(panel_a):
 
 def test_alerts_link_lost_and_security(panel_a):
     """The security error comes from the real confirmation flow: a company server spoofing its record."""
-    expect(panel_a, "alerts:link_lost_queued", "alerts:security", "alerts:security_in_core")
+    expect(panel_a, "alerts:link_lost_queued", "alerts:link_reason", "alerts:security", "alerts:security_in_core")
 
 
 def test_usage_scrolls_to_earlier_days_the_store_holds(panel_a):

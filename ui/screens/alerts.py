@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from kivy.uix.boxlayout import BoxLayout
 
 from ..i18n import stamp
-from ..model import breaker_is_open
+from ..model import breaker_is_open, link_problem_text
 from ..widgets import DIM, GREY, PANEL, TEXT, Flat, put
 from .base import UiContext
 from .rows import Row, RowSpec, scrolling_list
@@ -52,7 +52,9 @@ class AlertsScreen:
         t = tx.t
         out: list[AlertRow] = []
         if v is not None and v.link is not None and not v.link.connected:
-            out.append(AlertRow("link", f"[b]{t('alert_link')}[/b]\n{t('alert_link_queued', n=v.queued)}"))
+            why = link_problem_text(v.link.problem)
+            lines = [f"[b]{t('alert_link')}[/b]"] + ([t(why)] if why else []) + [t("alert_link_queued", n=v.queued)]
+            out.append(AlertRow("link", "\n".join(lines)))
         for a in (v.alerts if v else ()):
             msg = (a.message_ja if tx.lang == "ja" else None) or a.message
             # an alert that recorded no breaker state shows the present one
