@@ -38,6 +38,7 @@ AREAS: tuple[str, ...] = (
     "cloud.outage.cli",
     "cloud.broker",
     "cloud.accounts",
+    "cloud.web.cli",
     "smartmeter.kiosk",
     "smartmeter.demo",
     "smartmeter.bench",
@@ -47,7 +48,8 @@ AREAS: tuple[str, ...] = (
 # Third-party packages by the extra that installs them (setup.cfg): an area whose package is not
 # installed on this machine (e.g. the Modbus driver on a cloud server) is left out of the commands.
 EXTRA_OF: dict[str, str] = {"pymodbus": "meter", "serial": "meter", "gpiozero": "meter", "smartcard": "meter",
-                            "nfc": "meter", "kivy": "ui", "psycopg": "cloud", "aiosmtpd": "cloud", "rich": "cloud"}
+                            "nfc": "meter", "kivy": "ui", "psycopg": "cloud", "aiosmtpd": "cloud", "rich": "cloud",
+                            "starlette": "cloud", "jinja2": "cloud", "uvicorn": "cloud"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,98 @@
+"""The web pages on real components: the outage store and manager, a real uvicorn server on a free
+port, and Debian's Chromium driven by Playwright (headless, no sandbox as root, nothing from the
+internet). Screenshots go to artifacts/screenshots/web/."""
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from appliance.clock import JST, ManualClock
+from devkit.ports import free_port
+
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "web"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+class Site:
+    """The outage store with a fleet registered, its manager, and the web app served over HTTP."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        import uvicorn
+
+        from cloud.outage.manager import OutageManager
+        from cloud.outage.storage import open_storage
+        from cloud.outage.topology import FleetSpec, area_of, registrations
+        from cloud.web.app import create_app
+
+        self.clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
+        self.storage = open_storage(f"sqlite:///{tmp_path / 'outage.db'}")
+        self.spec = FleetSpec(meters=120, area_size=20, concentrators_per_area=2)
+        self.storage.upsert_registrations(registrations(self.spec))
+        self.manager = OutageManager(self.storage, self.clock)
+        self.area = area_of
+        self.port = free_port()
+        config = uvicorn.Config(create_app(self.storage, self.clock, live_poll_s=0.3), host="127.0.0.1", port=self.port,
+                                log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def area_outage(self, index: int, homes: int | None = None):
+        """Distribution automation declares an outage in area ``index``; with ``homes``, that many of its
+        meters have since fallen silent (as the manager counts them: recorded here directly)."""
+        from cloud.outage.model import DaEvent
+
+        outage = self.manager.report_da(DaEvent(self.area(index), "outage", self.clock.now(), "test"))
+        if homes is not None:
+            outage.current_count = outage.peak_count = homes
+            self.storage.save_outage(outage)
+        return outage
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.storage.close()
+
+
+@pytest.fixture
+def site(tmp_path):
+    s = Site(tmp_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (scripts/bootstrap installs Debian's chromium)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="ja-JP", timezone_id="Asia/Tokyo")
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
