@@ -1,0 +1,47 @@
+"""What every page module shares: the store, the clock, and the page renderer (templates, language,
+security headers). A page module exposes ``routes(site: Site) -> list[Route]``; ``create_app``
+mounts them all."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from appliance.clock import Clock
+
+from ..outage.model import Outage
+from ..outage.storage import Storage
+from .i18n import Tx, language_of
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class Site:
+    storage: Storage
+    clock: Clock
+    live_poll_s: float = 2.0
+    env: Environment = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)))
+
+    def tx(self, request: Request) -> Tx:
+        return Tx(language_of(request.query_params.get("lang"), request.cookies.get("lang")))
+
+    def page(self, request: Request, template: str, status: int = 200, **context) -> Response:
+        """``template`` rendered in the request's language; a ``?lang=`` choice is kept in a cookie."""
+        tx = self.tx(request)
+        html = self.env.get_template(template).render(tx=tx, t=tx.t, now=self.clock.now(), path=request.url.path,
+                                                      request=request, **context)
+        response = HTMLResponse(html, status_code=status)
+        if request.query_params.get("lang") in ("ja", "en"):
+            response.set_cookie("lang", tx.code, max_age=365 * 86400, samesite="lax", httponly=True)
+        return response
+
+    async def open_outages(self) -> list[Outage]:
+        return await asyncio.to_thread(self.storage.outages, True)
