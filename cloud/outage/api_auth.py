@@ -39,16 +39,25 @@ class Gate:
         self._failures: dict[str, list[float]] = {}
 
     def check(self, authorization: str | None, client: str) -> Verdict:
-        now = self.monotonic()
+        """HTTP Basic credentials from ``client`` (an address)."""
+        credentials = _basic(authorization)
+        if credentials is None:
+            return Verdict(None, limited=self._limited(client, self.monotonic()))
+        return self.login(*credentials, client)
+
+    def _limited(self, client: str, now: float) -> bool:
         with self._lock:
             recent = [t for t in self._failures.get(client, ()) if now - t < FAILURE_WINDOW_S]
             self._failures[client] = recent
-            if len(recent) >= MAX_FAILURES:
-                return Verdict(None, limited=True)
-        credentials = _basic(authorization)
-        if credentials is None:
+            return len(recent) >= MAX_FAILURES
+
+    def login(self, name: str, password: str, client: str) -> Verdict:
+        """A user name and password from ``client`` (a login form, or Basic credentials)."""
+        now = self.monotonic()
+        if self._limited(client, now):
+            return Verdict(None, limited=True)
+        if not name or len(name) > 64 or len(password) > 1024:
             return Verdict(None)
-        name, password = credentials
         fingerprint = hashlib.sha256(f"{name}\0{password}".encode()).digest()
         with self._lock:
             remembered = self._good.get(fingerprint)

@@ -18,7 +18,9 @@ from starlette.staticfiles import StaticFiles
 from appliance.clock import Clock
 
 from ..outage.storage import Storage
-from . import public
+from ..accounts import Accounts
+from ..outage.manager import OutageManager
+from . import ops, public
 from .site import HERE, Site
 
 HEADERS = {
@@ -28,7 +30,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public,)
+PAGE_MODULES = (public, ops)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -39,8 +41,10 @@ class SecurityHeaders(BaseHTTPMiddleware):
         return response
 
 
-def create_app(storage: Storage, clock: Clock, *, live_poll_s: float = 2.0) -> Starlette:
-    site = Site(storage, clock, live_poll_s)
+def create_app(storage: Storage, clock: Clock, *, key: bytes, accounts: Accounts,
+               manager: OutageManager | None = None, live_poll_s: float = 2.0) -> Starlette:
+    """``key``: the handlers' key (signs sessions); ``accounts``: the operators' (as for the API)."""
+    site = Site(storage, clock, manager or OutageManager(storage, clock), key, accounts, live_poll_s)
     routes = [r for module in PAGE_MODULES for r in module.routes(site)]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

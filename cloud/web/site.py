@@ -13,8 +13,13 @@ from starlette.responses import HTMLResponse, Response
 
 from appliance.clock import Clock
 
+from ..accounts import Accounts
+from ..outage.api_auth import Gate
+from ..outage.manager import OutageManager
 from ..outage.model import Outage
 from ..outage.storage import Storage
+from ..outage.texts import REASON, RESPONSE_STATUS
+from .auth import Sessions
 from .i18n import Tx, language_of
 
 HERE = Path(__file__).parent
@@ -24,11 +29,19 @@ HERE = Path(__file__).parent
 class Site:
     storage: Storage
     clock: Clock
+    manager: OutageManager  # operators' inputs go through it, as through the API
+    key: bytes  # the handlers' key (cloud.secrets): signs sessions and links
+    accounts: Accounts
     live_poll_s: float = 2.0
     env: Environment = field(init=False)
+    sessions: Sessions = field(init=False)
+    gate: Gate = field(init=False)
 
     def __post_init__(self) -> None:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(("html",)))
+        self.env.globals.update(RESPONSE_STATUS=RESPONSE_STATUS, REASON=REASON)
+        self.sessions = Sessions(self.key)
+        self.gate = Gate(self.accounts)
 
     def tx(self, request: Request) -> Tx:
         return Tx(language_of(request.query_params.get("lang"), request.cookies.get("lang")))

@@ -13,6 +13,7 @@ import pytest
 
 from appliance.clock import JST, ManualClock
 from devkit.ports import free_port
+from operators import OPERATOR, TEST_KEY, VIEWER, operator_accounts
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "web"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,8 +37,9 @@ class Site:
         self.manager = OutageManager(self.storage, self.clock)
         self.area = area_of
         self.port = free_port()
-        config = uvicorn.Config(create_app(self.storage, self.clock, live_poll_s=0.3), host="127.0.0.1", port=self.port,
-                                log_level="warning")
+        accounts, _, _ = operator_accounts(tmp_path)
+        app = create_app(self.storage, self.clock, key=TEST_KEY, accounts=accounts, manager=self.manager, live_poll_s=0.3)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -96,3 +98,14 @@ def page(browser):
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, site, who=OPERATOR) -> None:
+    page.goto(site.url + "/ops/login")
+    page.fill("#name", who[0])
+    page.fill("#password", who[1])
+    page.click("button[type=submit]")
+    page.wait_for_url(site.url + "/ops/")
+
+
+VIEWER_LOGIN = VIEWER

@@ -6,6 +6,7 @@ members (Tables 3-5, the manager), distribution automation events, and the notif
 """
 from __future__ import annotations
 
+from .audit import AuditLog
 from .da_events import DaEvents
 from .database import Backend
 from .dead_letters import DeadLetters
@@ -16,7 +17,7 @@ from .readings import Readings
 from .registrations import Registrations
 
 
-class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters):
+class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters, AuditLog):
     """Everything the pipeline keeps: registrations, the MDMS, the meters' evidence, outages, e-mails.
 
     Thread-safe: one connection per instance behind a lock. Processes share the database itself.
