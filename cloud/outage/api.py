@@ -35,6 +35,7 @@ import msgspec
 from appliance.clock import iso
 
 from . import api_schema as schema
+from . import openapi
 from ..accounts import Accounts
 from .api_auth import REALM, Gate
 from .api_schema import BodyError, decode_body
@@ -101,6 +102,8 @@ class OutageApi:
                 self.send_response(status)
                 if status == HTTPStatus.UNAUTHORIZED:
                     self.send_header("WWW-Authenticate", REALM)
+                if status == HTTPStatus.METHOD_NOT_ALLOWED:
+                    self.send_header("Allow", "GET, POST")
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -145,6 +148,15 @@ class OutageApi:
             def do_POST(self):
                 self._dispatch("POST")
 
+            def _not_allowed(self):
+                self.close_connection = True  # any body stays unread
+                self._reply(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"method {self.command} is not used here"})
+
+            def __getattr__(self, name):  # any other method (PUT, TRACE, QUERY, ...): 405 in JSON, not 501 in HTML
+                if name.startswith("do_"):
+                    return self._not_allowed
+                raise AttributeError(name)
+
         self.server = ThreadingHTTPServer((host, port), Handler)
         self._thread: threading.Thread | None = None
 
@@ -155,8 +167,8 @@ class OutageApi:
 
     def refusal(self, method: str, parts: list[str], authorization: str | None, client: str) -> tuple[int, dict] | None:
         """Why this request may not go on, as (status, body); None when it may."""
-        if method == "GET" and parts == ["unsubscribe"]:
-            return None  # the customer's own link: its signature is the credential
+        if method == "GET" and parts in (["unsubscribe"], ["openapi.json"]):
+            return None  # the customer's own link (its signature is the credential), and the API's description
         verdict = self.gate.check(authorization, client)
         if verdict.limited:
             return HTTPStatus.TOO_MANY_REQUESTS, {"error": "too many failed logins from this address; wait a minute"}
@@ -168,6 +180,8 @@ class OutageApi:
 
     def route(self, method: str, parts: list[str], query: dict[str, list[str]], body) -> tuple[int, Any]:
         m, s = self.manager, self.manager.storage
+        if method == "GET" and parts == ["openapi.json"]:
+            return 200, openapi.document()
         if method == "GET" and parts == ["outages"]:
             return 200, s.outages(open_only=True)
         if method == "GET" and parts == ["areas"]:
