@@ -73,7 +73,7 @@ def routes(site: Site) -> list[Route]:
         if which not in LISTS:
             return site.page(request, "ops_message.html", status=404, session=session, message="not_found")
         query = ListQuery.of(request)
-        everything = await asyncio.to_thread(site.storage.outages, not query.closed)
+        everything = await asyncio.to_thread(site.storage.outages) if query.closed else await site.open_outages()
         rows = query.apply([o for o in everything if o.kind in LISTS[which]])
         page = rows[query.offset:query.offset + PAGE_SIZE]
         return site.page(request, "ops_list.html", session=session, which=which, rows=page, total=len(rows),

@@ -31,6 +31,15 @@ def register(groups) -> None:
     p.add_argument("--every", type=float, default=10.0, help="seconds between samples (default 10)")
     p.set_defaults(func=lambda args: _run("soak", "cmd_bench", args))
 
+    p = bench.add_parser("web", help="outage web pages: server time per page, page weight, live update",
+                         description="A store with many registrations and open outages; each page's server time "
+                                     "p50/p99 against a bare page of the same size, its weight, and the time from a "
+                                     "declared outage to the open page showing it in Chromium.")
+    p.add_argument("--registrations", type=int, default=1_000_000, help="registrations in the store (default 1,000,000)")
+    p.add_argument("--outages", type=int, default=10_000, help="open outages (default 10,000)")
+    p.add_argument("--no-browser", action="store_true", help="skip the live-update figure")
+    p.set_defaults(func=lambda args: _run("web", "main", args))
+
     p = bench.add_parser("cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
                          description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a "
                                      "ratio to the bare APDU exchange of the same read; and document verifications "
