@@ -274,9 +274,11 @@ class Confirmer:
         with self.store.transaction():
             self.sender.queue_event(code, "security_error", now, code=failure, reason=what, purpose=req.purpose,
                                     change_id=req.change_id, breaker="closed" if breaker.closed else "open")
-            self.store.raise_alert(now, "security_error", msg, msg_ja, code, what=what, code=failure,
-                                   purpose=req.purpose, change_id=req.change_id,
-                                   breaker={"closed": breaker.closed, "reason": breaker.reason})
+            alert_id = self.store.raise_alert(now, "security_error", msg, msg_ja, code, what=what, code=failure,
+                                              purpose=req.purpose, change_id=req.change_id,
+                                              breaker={"closed": breaker.closed, "reason": breaker.reason})
+            self.sender.queue_alert(alert_id, "security_error", now, code, role="supply" if supply else "data",
+                                    purpose=req.purpose, breaker="closed" if breaker.closed else "open")
             self._save()
 
     # -- helpers -----------------------------------------------------------------------------

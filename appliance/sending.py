@@ -47,6 +47,14 @@ class Sender:
                 contract.company.code,
             )
 
+    def queue_alert(self, alert_id: int, kind: str, now: datetime, company_code: str, **details: Any) -> None:
+        """An alert for the household, to the grid operator, who e-mails the registered customer
+        (embodiment 4: "transmitted to the customer's mobile phone"). ``alert_id`` is the meter's own
+        alert row: a repeat counted on the same row is the same alert, e-mailed once."""
+        payload = {"meter_id": self.meter_id, "alert_id": alert_id, "kind": kind, "at": iso(now),
+                   "company_code": company_code, **details}
+        self.store.enqueue(topics.alerts(self.meter_id), payload, now, None)
+
     def queue_event(self, company_code: str, event: str, now: datetime, **details: Any) -> None:
         """An event to one company (contract_scheduled, contract_ending, ...), sent at once, reliably."""
         payload = {

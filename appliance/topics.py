@@ -9,6 +9,11 @@ def status(meter_id: str) -> str:
     return f"meters/{meter_id}/status"
 
 
+def alerts(meter_id: str) -> str:
+    """The household's alerts the grid operator passes on to the customer (a security error)."""
+    return f"meters/{meter_id}/alerts"
+
+
 def commands(meter_id: str) -> str:
     return f"meters/{meter_id}/commands"
 

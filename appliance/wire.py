@@ -74,6 +74,18 @@ class StatusMessage(msgspec.Struct, frozen=True):
             raise ValueError("at needs a UTC offset")
 
 
+class MeterAlert(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """``meters/{meter_id}/alerts``: an alert the grid operator passes on to the registered customer."""
+
+    meter_id: MeterId
+    alert_id: EventId  # the meter's own alert row: redelivered or repeated, it is one alert
+    kind: Literal["security_error"]
+    at: datetime
+    company_code: CompanyCode
+    role: Literal["supply", "data"] = "data"
+    breaker: Literal["open", "closed"] = "closed"
+
+
 class Batch(msgspec.Struct, frozen=True):
     """``concentrators/{id}/batch``: readings, each validated on its own (one bad one spoils no other)."""
 

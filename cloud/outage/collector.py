@@ -23,16 +23,17 @@ from appliance.clock import Clock, floor_to
 from appliance.config import MqttSection
 from appliance.wire import CLOCK_SKEW
 
-from .model import Reading, StatusEvent
+from .model import MeterAlertEvent, Reading, StatusEvent
 from ..mqtt import disconnect, make_client, start_subscriber
-from .payloads import (Intake, MalformedPayload, excerpt, parse_batch, parse_reading, parse_status, printable,
-                       topic_meter_id)
+from .notices import meter_alert
+from .payloads import (Intake, MalformedPayload, excerpt, parse_alert, parse_batch, parse_reading, parse_status,
+                       printable, topic_meter_id)
 from .storage import Storage
 from .storage.dead_letters import DeadLetter
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status")
+TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status", "meters/+/alerts")
 MAX_TOPIC = 200  # characters of a topic kept with a dead letter
 PRUNE_EVERY = timedelta(minutes=1)
 
@@ -72,6 +73,7 @@ class CollectorStats:
     stored: int = 0  # new rows written
     duplicates: int = 0
     statuses: int = 0
+    alerts: int = 0  # meters' alerts for their customers
     malformed: Counter = field(default_factory=Counter)  # refused, reason -> count
     dead_letters: int = 0  # written to the dead-letter table
 
@@ -119,6 +121,7 @@ class Collector:
         self._flush_lock = threading.Lock()
         self._readings: list[Reading] = []
         self._batched: list[tuple[str, list[Reading]]] = []  # (concentrator id, its readings): vouched at flush
+        self._alerts: list[MeterAlertEvent] = []  # for the customers: e-mailed through the notifications
         self._statuses: list[StatusEvent] = []
         self._dead: list[DeadLetter] = []
         self._acks: list[tuple[int, int]] = []  # (mid, qos) in arrival order: MQTT wants PUBACKs in order
@@ -149,6 +152,11 @@ class Collector:
                 with self._lock:
                     self._statuses.append(event)
                 self.stats.statuses += 1
+            elif parts[0] == "meters" and parts[2] == "alerts":
+                alert = parse_alert(payload, parts[1], intake)
+                with self._lock:
+                    self._alerts.append(alert)
+                self.stats.alerts += 1
             elif parts[0] == "meters" and parts[2] == "interval":
                 self._add_readings([parse_reading(payload, intake, parts[1])])
             elif parts[0] == "concentrators" and parts[2] == "batch":
@@ -187,7 +195,7 @@ class Collector:
             self.flush()  # without MQTT nobody else flushes on size
 
     def _pending_count(self) -> int:
-        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead)
+        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead) + len(self._alerts)
 
     def pending(self) -> tuple[list[Reading], list[StatusEvent]]:
         """Received but not yet committed (a copy)."""
@@ -204,18 +212,22 @@ class Collector:
             with self._lock:
                 readings, self._readings = self._readings, []
                 batched, self._batched = self._batched, []
+                alerts, self._alerts = self._alerts, []
                 statuses, self._statuses = self._statuses, []
                 dead, self._dead = self._dead, []
                 acks, self._acks = self._acks, []
             now = self.clock.now()
             try:
                 new = self._store(readings, batched, statuses, list(dead), now)
+                for alert in alerts:  # a redelivered alert is one notice: its key is the meter's alert id
+                    meter_alert(self.storage, alert, now)
             except Exception:
                 log.exception("storing %d readings failed; kept for the next flush",
                               len(readings) + sum(len(b) for _, b in batched))
                 with self._lock:
                     self._readings[:0], self._statuses[:0], self._dead[:0], self._acks[:0] = readings, statuses, dead, acks
                     self._batched[:0] = batched
+                    self._alerts[:0] = alerts
                 return 0
             self.stats.stored += new
             if self._client is not None:

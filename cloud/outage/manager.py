@@ -370,15 +370,9 @@ class OutageManager:
 
     def report_security_error(self, meter_id: str, detail: str, at: datetime, reference: str = "") -> bool:
         """A meter's security error (e.g. a forged contract card): the customer hears of it by e-mail."""
-        from .texts import when
+        from .notices import security_error
 
-        reg = self.storage.registration(meter_id)
-        if reg is None or not reg.reachable:
-            return False
-        now = self.clock.now()
-        key = f"security:{meter_id}:{reference or at.isoformat()}"
-        detail_json = {"detail": detail, "at_text": when(at, reg.language)}
-        return self.storage.add_notifications([(key, Event.SECURITY_ERROR, meter_id, None, True, now, detail_json)], now) == 1
+        return security_error(self.storage, meter_id, detail, at, reference, self.clock.now())
 
     # ------------------------------------------------------------------ read side
     def area_counts(self) -> list[AreaCount]:

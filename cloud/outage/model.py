@@ -87,6 +87,19 @@ class StatusEvent:
 
 
 @dataclass(frozen=True)
+class MeterAlertEvent:
+    """A meter's alert for its customer (a security error): e-mailed to the registered address."""
+
+    meter_id: str
+    alert_id: int
+    kind: str
+    at: datetime
+    company_code: str
+    role: str  # supply | data
+    breaker_open: bool
+
+
+@dataclass(frozen=True)
 class MeterComm:
     """What the collector knows of one meter: the evidence the manager judges."""
 

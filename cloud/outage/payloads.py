@@ -18,6 +18,7 @@ from appliance.wire import (
     MAX_MESSAGE_BYTES,
     Batch,
     IntervalReading,
+    MeterAlert,
     StatusMessage,
     WireError,
     check_time,
@@ -25,7 +26,7 @@ from appliance.wire import (
     decode,
 )
 
-from .model import MeterState, Reading, StatusEvent
+from .model import MeterAlertEvent, MeterState, Reading, StatusEvent
 
 MalformedPayload = WireError  # the collector's name for a refused message
 EARLIEST = datetime(2010, 1, 1, tzinfo=timezone.utc)  # older than any meter of this fleet: a broken clock
@@ -73,6 +74,13 @@ def parse_reading(payload: bytes, intake: Intake, topic_meter: str | None = None
     _check(r.interval_start, "interval_start", intake)
     _check(r.interval_end, "interval_end", intake)
     return Reading(r.meter_id, r.seq, r.interval_start, r.interval_end, payload.decode("utf-8"))
+
+
+def parse_alert(payload: bytes, topic_meter: str, intake: Intake) -> MeterAlertEvent:
+    a: MeterAlert = _decode(payload, MeterAlert)
+    check_topic(a.meter_id, topic_meter)
+    _check(a.at, "at", intake)
+    return MeterAlertEvent(a.meter_id, a.alert_id, a.kind, a.at, a.company_code, a.role, a.breaker == "open")
 
 
 def parse_batch(payload: bytes) -> list[bytes]:
