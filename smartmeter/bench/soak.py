@@ -42,7 +42,6 @@ def run_soak(seconds: float, every: float = 10.0, print_fn=print) -> dict:
         emulator = ChipEmulator(get_profile("sdm120"), SystemClock())
         port = emulator.start_tcp()
         company = CompanyServer("A", broker.settings("A"), work / "company.sqlite3").start()
-        secret = broker.workdir / "broker" / "parties" / "SOAK-1.secret"
         (work / "meter.toml").write_text(f"""[meter]
 id = "SOAK-1"
 measurement_interval = "1s"
@@ -51,12 +50,7 @@ store = "meter.sqlite3"
 [chip]
 profile = "sdm120"
 tcp = "127.0.0.1:{port}"
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-username = "SOAK-1"
-password_file = "{secret}"
-[contracts.supply]
+{broker.mqtt_toml("meter", "SOAK-1")}[contracts.supply]
 company = "A"
 data_types = ["time", "power", "energy", "totals"]
 """)

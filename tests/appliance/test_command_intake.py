@@ -1,5 +1,5 @@
-"""Commands at the meter's door: retained ones ignored, size and queue bounded, and a flood of junk
-leaving a handful of alert rows, not one per message."""
+"""Commands at the meter's door: only a company's arrive, retained ones ignored, size and queue bounded,
+and a flood of junk leaving a handful of alert rows, not one per message."""
 from __future__ import annotations
 
 import json
@@ -19,31 +19,46 @@ from polling import wait_for
 METER = "MTR-C1"
 
 
-def send(broker, payload: bytes, retain: bool) -> None:
-    """As a company: the only party that may command a meter."""
-    from cloud.mqtt import make_client
+def party(broker, kind: str, name: str):
+    """A connected client on party ``name``'s own account."""
+    from cloud.mqtt import connect, make_client
 
-    account = broker.account("company", "A")
+    account = broker.account(kind, name)
     c = make_client(account)
-    c.connect(account.host, account.port)
-    c.loop_start()
-    c.publish(f"meters/{METER}/commands", payload, qos=1, retain=retain).wait_for_publish(5)
-    c.disconnect()
-    c.loop_stop()
+    connect(c, account)
+    return c
+
+
+def send(broker, payload: bytes, retain: bool, sender: tuple[str, str] = ("company", "A")) -> None:
+    """As ``sender`` (kind, name); by default a company: the only kind of party that may command a meter."""
+    from cloud.mqtt import disconnect
+
+    c = party(broker, *sender)
+    try:
+        c.publish(f"meters/{METER}/commands", payload, qos=1, retain=retain).wait_for_publish(5)
+    except RuntimeError:  # a refused publish may cost the sender its connection
+        pass
+    finally:
+        disconnect(c)
+
+
+def meter_uplink(broker, clock, got: list[bytes], arrived: threading.Event) -> MqttUplink:
+    account = broker.account("meter", METER)
+    uplink = MqttUplink(METER, account.host, account.port, clock, will_delay=0, settings=account,
+                        on_command=lambda p: (got.append(p), arrived.set()))
+    uplink.start()
+    wait_for(lambda: send(broker, b"probe", retain=False) or got, what="the meter subscribed")
+    wait_for(lambda: got.count(b"probe") == len(got), what="no more probes")
+    got.clear()
+    arrived.clear()
+    return uplink
 
 
 def test_a_retained_command_is_ignored_also_when_published_while_the_meter_is_online(broker, clock):
     got: list[bytes] = []
     arrived = threading.Event()
-    account = broker.account("meter", METER)
-    uplink = MqttUplink(METER, account.host, account.port, clock, will_delay=0, settings=account,
-                        on_command=lambda p: (got.append(p), arrived.set()))
-    uplink.start()
+    uplink = meter_uplink(broker, clock, got, arrived)
     try:
-        wait_for(lambda: send(broker, b"probe", retain=False) or got, what="the meter subscribed")
-        wait_for(lambda: got.count(b"probe") == len(got), what="no more probes")
-        got.clear()
-        arrived.clear()
         send(broker, b'{"type": "retained-live"}', retain=True)
         send(broker, b"x" * (MAX_COMMAND_BYTES + 2048), retain=False)  # over the packet size the meter takes
         send(broker, b'{"type": "live"}', retain=False)
@@ -53,6 +68,31 @@ def test_a_retained_command_is_ignored_also_when_published_while_the_meter_is_on
     finally:
         uplink.stop()
         send(broker, b"", retain=True)  # clear the retained message
+
+
+def test_only_a_company_commands_a_meter_and_no_other_meter_reads_its_commands(broker, clock):
+    """interfaces.md section 2 as the meter lives it: another meter's or a read-only tap's command never
+    arrives, and another meter's account sees none of this meter's commands."""
+    from cloud.mqtt import disconnect
+
+    got: list[bytes] = []
+    arrived = threading.Event()
+    overheard: list[bytes] = []
+    neighbour = party(broker, "meter", "MTR-C2")
+    neighbour.on_message = lambda _c, _u, m: overheard.append(m.payload)
+    neighbour.subscribe([(f"meters/{METER}/commands", 1), ("meters/+/commands", 1)])
+    uplink = meter_uplink(broker, clock, got, arrived)
+    try:
+        send(broker, b'{"type": "from-a-meter"}', retain=False, sender=("meter", "MTR-C3"))
+        send(broker, b'{"type": "from-a-tap"}', retain=False, sender=("auditor", "tap"))
+        send(broker, b'{"type": "from-company-A"}', retain=False)
+        assert arrived.wait(5)
+        threading.Event().wait(0.3)
+        assert got == [b'{"type": "from-company-A"}']
+        assert overheard == [] and neighbour.is_connected()
+    finally:
+        uplink.stop()
+        disconnect(neighbour)
 
 
 @pytest.fixture

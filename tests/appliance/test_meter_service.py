@@ -227,17 +227,17 @@ def test_broker_down_for_many_intervals_then_back(rig, broker):
     grid.stop()
 
 
-def test_credentials_refused_is_reported_and_readings_queue(tmp_path, clock):
-    from devkit.mosquitto import LocalMosquitto
+def test_credentials_refused_is_reported_and_readings_queue(broker, clock):
+    import msgspec
 
     from appliance.mqtt import MqttUplink
 
-    with LocalMosquitto(workdir=tmp_path / "b", users={"MTR-T1": "right"}) as broker:
-        uplink = MqttUplink(METER, broker.host, broker.port, clock, username="MTR-T1", password="wrong")
-        uplink.start()
-        try:
-            wait_for(lambda: "refused" in uplink.state().detail, what="refusal")
-            assert not uplink.state().connected
-            assert "Not authorized" in uplink.state().detail or "user name or password" in uplink.state().detail
-        finally:
-            uplink.stop()
+    wrong = msgspec.structs.replace(broker.account("meter", METER), password="wrong")  # its own account, a bad password
+    uplink = MqttUplink(METER, wrong.host, wrong.port, clock, settings=wrong)
+    uplink.start()
+    try:
+        wait_for(lambda: "refused" in uplink.state().detail, what="refusal")
+        assert not uplink.state().connected
+        assert "Not authorized" in uplink.state().detail or "user name or password" in uplink.state().detail
+    finally:
+        uplink.stop()
