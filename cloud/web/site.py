@@ -21,6 +21,7 @@ from ..outage.storage import Storage
 from ..outage.texts import REASON, RESPONSE_STATUS
 from .auth import Sessions
 from .i18n import Tx, language_of
+from .mailer import Mailer
 
 HERE = Path(__file__).parent
 
@@ -33,6 +34,7 @@ class Site:
     key: bytes  # the handlers' key (cloud.secrets): signs sessions and links
     accounts: Accounts
     live_poll_s: float = 2.0
+    mailer: Mailer | None = None  # the public site's own e-mail (registration confirmations)
     env: Environment = field(init=False)
     sessions: Sessions = field(init=False)
     gate: Gate = field(init=False)
