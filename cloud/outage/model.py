@@ -51,9 +51,15 @@ class Registration:
     language: Language = Language.JA
     unsubscribed: bool = False
     commissioned_at: datetime | None = None  # the meter's times before this are refused (None: not known)
+    street: str = ""  # 番地・建物: the rest of the address below the district, as the customer typed it
+    postal_code: str = ""  # seven digits, as registered on the public site
+    pending_email: str | None = None  # an address given on the public site, waiting for its confirmation link
+    email_confirmed_at: datetime | None = None  # when the customer confirmed ``email`` (None: from the records)
 
     @property
     def reachable(self) -> bool:
+        """Outage e-mail may go to ``email``. It only ever holds a confirmed address (double opt-in: one
+        given on the public site waits in ``pending_email``) or one from the utility's own records."""
         return bool(self.email) and not self.unsubscribed
 
 

@@ -20,7 +20,8 @@ from appliance.clock import Clock
 from ..outage.storage import Storage
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
-from . import ops, public
+from . import ops, public, register
+from .mailer import Mailer
 from .site import HERE, Site
 
 HEADERS = {
@@ -30,7 +31,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public, ops)
+PAGE_MODULES = (public, ops, register)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -42,9 +43,10 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 def create_app(storage: Storage, clock: Clock, *, key: bytes, accounts: Accounts,
-               manager: OutageManager | None = None, live_poll_s: float = 2.0) -> Starlette:
-    """``key``: the handlers' key (signs sessions); ``accounts``: the operators' (as for the API)."""
-    site = Site(storage, clock, manager or OutageManager(storage, clock), key, accounts, live_poll_s)
+               manager: OutageManager | None = None, live_poll_s: float = 2.0, mailer: Mailer | None = None) -> Starlette:
+    """``key``: the handlers' key (signs sessions and links); ``accounts``: the operators' (as for the API);
+    ``mailer``: the SMTP server for the public site's confirmation e-mails (without it nobody can register)."""
+    site = Site(storage, clock, manager or OutageManager(storage, clock), key, accounts, live_poll_s, mailer)
     routes = [r for module in PAGE_MODULES for r in module.routes(site)]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

@@ -22,6 +22,7 @@ from ..outage.storage import Storage
 from ..outage.texts import REASON, RESPONSE_STATUS
 from .auth import Sessions
 from .i18n import Tx, language_of
+from .mailer import Mailer
 
 HERE = Path(__file__).parent
 OUTAGES_FRESH_S = 1.0  # how stale a list or map may be; the live streams poll every live_poll_s
@@ -35,6 +36,7 @@ class Site:
     key: bytes  # the handlers' key (cloud.secrets): signs sessions and links
     accounts: Accounts
     live_poll_s: float = 2.0
+    mailer: Mailer | None = None  # the public site's own e-mail (registration confirmations)
     env: Environment = field(init=False)
     sessions: Sessions = field(init=False)
     gate: Gate = field(init=False)

@@ -22,13 +22,16 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 class Site:
     """The outage store with a fleet registered, its manager, and the web app served over HTTP."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, smtp=None) -> None:
+        """``smtp``: a :class:`smtp_sink.Mailbox` the site's own e-mail (registration) goes to."""
         import uvicorn
 
+        from cloud.outage.mail import Sender
         from cloud.outage.manager import OutageManager
         from cloud.outage.storage import open_storage
         from cloud.outage.topology import FleetSpec, area_of, registrations
         from cloud.web.app import create_app
+        from cloud.web.mailer import Mailer
 
         self.clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
         self.storage = open_storage(f"sqlite:///{tmp_path / 'outage.db'}")
@@ -38,7 +41,10 @@ class Site:
         self.area = area_of
         self.port = free_port()
         accounts, _, _ = operator_accounts(tmp_path)
-        app = create_app(self.storage, self.clock, key=TEST_KEY, accounts=accounts, manager=self.manager, live_poll_s=0.3)
+        self.url = f"http://127.0.0.1:{self.port}"
+        mailer = Mailer(Sender(TEST_KEY), self.url, smtp.host, smtp.port) if smtp else None
+        app = create_app(self.storage, self.clock, key=TEST_KEY, accounts=accounts, manager=self.manager, live_poll_s=0.3,
+                         mailer=mailer)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -48,7 +54,6 @@ class Site:
             if time.monotonic() > deadline:
                 raise RuntimeError("the web server did not start")
             time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{self.port}"
 
     def area_outage(self, index: int, homes: int | None = None):
         """Distribution automation declares an outage in area ``index``; with ``homes``, that many of its

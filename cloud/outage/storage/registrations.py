@@ -1,4 +1,7 @@
-"""Registrations (Table 1): who lives where, behind which concentrator, and how to reach them."""
+"""Registrations (Table 1): who lives where, behind which concentrator, and how to reach them.
+
+The utility's records arrive by import (``upsert_registrations``); a customer completes their own on
+the public site: an address given there waits in ``pending_email`` until it is confirmed."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -10,18 +13,23 @@ from appliance.clock import from_epoch
 from ..model import Area, Language, Registration
 from .database import Database, chunks, statement
 
-COLUMNS = "meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed, commissioned_at"
+COLUMNS = ("meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed, "
+           "commissioned_at, street, postal_code, pending_email, email_confirmed_at")
 
 UPSERT = statement(
     "INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id, "
-    "email, name, language, unsubscribed, commissioned_at) VALUES (:meter_id, :customer_number, :prefecture, "
-    ":city, :district, :area, :concentrator_id, :email, :name, :language, :unsubscribed, :commissioned_at) "
+    "email, name, language, unsubscribed, commissioned_at, street, postal_code) VALUES (:meter_id, :customer_number, "
+    ":prefecture, :city, :district, :area, :concentrator_id, :email, :name, :language, :unsubscribed, :commissioned_at, "
+    ":street, :postal_code) "
     "ON CONFLICT (meter_id) DO UPDATE SET customer_number = excluded.customer_number, "
     "prefecture = excluded.prefecture, city = excluded.city, district = excluded.district, "
     "area = excluded.area, concentrator_id = excluded.concentrator_id, email = excluded.email, "
     "name = excluded.name, language = excluded.language, unsubscribed = excluded.unsubscribed, "
     # a re-registration that does not say when the meter was commissioned keeps what was known
-    "commissioned_at = COALESCE(excluded.commissioned_at, registrations.commissioned_at)"
+    "commissioned_at = COALESCE(excluded.commissioned_at, registrations.commissioned_at), "
+    # nor does one without the street address forget what the customer entered on the public site
+    "street = CASE WHEN excluded.street = '' THEN registrations.street ELSE excluded.street END, "
+    "postal_code = CASE WHEN excluded.postal_code = '' THEN registrations.postal_code ELSE excluded.postal_code END"
 )
 COMMISSIONED = statement(
     "SELECT meter_id, commissioned_at FROM registrations WHERE meter_id IN :meter_ids "
@@ -30,6 +38,16 @@ COMMISSIONED = statement(
 )
 CONCENTRATOR_OF = statement(
     "SELECT meter_id, concentrator_id FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
+REQUEST_EMAIL = statement(
+    "UPDATE registrations SET pending_email = :email, name = :name, street = :street, postal_code = :postal_code, "
+    "language = :language WHERE meter_id = :meter_id")
+CONFIRM_EMAIL = statement(
+    "UPDATE registrations SET email = pending_email, pending_email = NULL, email_confirmed_at = :at, unsubscribed = 0 "
+    "WHERE meter_id = :meter_id AND pending_email = :email")
+SET_CONTACT = statement("UPDATE registrations SET name = :name, street = :street WHERE meter_id = :meter_id")
+FORGET = statement(
+    "UPDATE registrations SET email = NULL, pending_email = NULL, email_confirmed_at = NULL, name = '', street = '', "
+    "postal_code = '', unsubscribed = 1 WHERE meter_id = :meter_id")
 SET_UNSUBSCRIBED = statement("UPDATE registrations SET unsubscribed = :unsubscribed WHERE meter_id = :meter_id")
 BY_METER = statement(f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
 IN_AREA = statement(f"SELECT {COLUMNS} FROM registrations WHERE area = :area ORDER BY meter_id")
@@ -39,11 +57,13 @@ TOPOLOGY = statement("SELECT area, concentrator_id, meter_id FROM registrations 
 
 
 def _registration(row: Sequence[Any]) -> Registration:
-    meter_id, customer, pref, city, district, conc, email, name, lang, unsub, commissioned = row
+    (meter_id, customer, pref, city, district, conc, email, name, lang, unsub, commissioned, street, postal_code,
+     pending_email, confirmed) = row
     return Registration(
         meter_id=meter_id, customer_number=customer, area=Area(pref, city, district), concentrator_id=conc,
         email=email, name=name, language=Language(lang), unsubscribed=bool(unsub),
-        commissioned_at=from_epoch(commissioned),
+        commissioned_at=from_epoch(commissioned), street=street, postal_code=postal_code, pending_email=pending_email,
+        email_confirmed_at=from_epoch(confirmed),
     )
 
 
@@ -53,7 +73,7 @@ class Registrations(Database):
             (
                 r.meter_id, r.customer_number, r.area.prefecture, r.area.city, r.area.district, r.area.key,
                 r.concentrator_id, r.email, r.name, r.language.value, int(r.unsubscribed),
-                r.commissioned_at.timestamp() if r.commissioned_at else None,
+                r.commissioned_at.timestamp() if r.commissioned_at else None, r.street, r.postal_code,
             )
             for r in registrations
         ]
@@ -65,6 +85,31 @@ class Registrations(Database):
     def set_unsubscribed(self, meter_id: str, unsubscribed: bool = True) -> bool:
         with self.transaction():
             return self._execute(SET_UNSUBSCRIBED, {"unsubscribed": int(unsubscribed), "meter_id": meter_id}).rowcount > 0
+
+    # ----- the customer's own changes on the public site (each one row; False: no such meter)
+    def request_email(self, meter_id: str, email: str, name: str, street: str, postal_code: str,
+                      language: Language) -> bool:
+        """A registration from the public site: the address waits for its confirmation link; any confirmed
+        address keeps receiving outage e-mail until then."""
+        with self.transaction():
+            return self._execute(REQUEST_EMAIL, {"meter_id": meter_id, "email": email, "name": name, "street": street,
+                                                 "postal_code": postal_code, "language": language.value}).rowcount > 0
+
+    def confirm_email(self, meter_id: str, email: str, at: datetime) -> bool:
+        """The confirmation link of ``email`` was followed: it becomes the address outage e-mail goes to.
+        False if ``email`` is no longer the one waiting (a newer one replaced it, or it was confirmed)."""
+        with self.transaction():
+            return self._execute(CONFIRM_EMAIL, {"meter_id": meter_id, "email": email, "at": at.timestamp()}).rowcount > 0
+
+    def set_contact(self, meter_id: str, name: str, street: str) -> bool:
+        with self.transaction():
+            return self._execute(SET_CONTACT, {"meter_id": meter_id, "name": name, "street": street}).rowcount > 0
+
+    def forget_registration(self, meter_id: str) -> bool:
+        """The customer deleted their registration: their personal data goes (addresses, name, street) and
+        no e-mail goes out; the utility's own record of the meter (customer number, area) stays."""
+        with self.transaction():
+            return self._execute(FORGET, {"meter_id": meter_id}).rowcount > 0
 
     def registrations(self, meter_ids: Sequence[str]) -> dict[str, Registration]:
         out: dict[str, Registration] = {}

@@ -1,21 +1,16 @@
 """Fixtures of the outage pipeline: both storage backends, a real SMTP sink, a daytime clock."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 
 import pytest
-
-from aiosmtpd.controller import Controller
+from operators import TEST_KEY
 from polling import wait_for as wait_until
+from smtp_sink import Mailbox, smtp_server  # noqa: F401 (Mailbox: for the tests that name it)
 
 from appliance.clock import JST, ManualClock
 from cloud.outage.storage import open_storage
 from devkit.postgres import TempPostgres
-from devkit.ports import free_port
-from operators import TEST_KEY
 
 
 @pytest.fixture(scope="session")
@@ -45,39 +40,10 @@ def day_clock():
     return ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
 
 
-class Mailbox:
-    """Every message the real SMTP server accepted, parsed."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.fail_next = 0  # answer 451 to this many messages (a failing relay)
-        self._lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        with self._lock:
-            if self.fail_next:
-                self.fail_next -= 1
-                return "451 4.3.0 try again later"
-            msg = message_from_bytes(envelope.content, policy=policy.default)
-            self.messages.append(msg)
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [m for m in self.messages if m["To"] == address]
-
-    @property
-    def recipients(self) -> list[str]:
-        return sorted(m["To"] for m in self.messages)
-
-
 @pytest.fixture
 def smtp():
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    box.host, box.port = controller.hostname, controller.port
-    yield box
-    controller.stop()
+    with smtp_server() as box:
+        yield box
 
 
 @pytest.fixture
