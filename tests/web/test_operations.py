@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import requests
 import pytest
-from conftest import VIEWER_LOGIN, shot, sign_in
+from webkit import VIEWER_LOGIN, shot, sign_in
 
 from cloud.outage.model import OutageStatus
 

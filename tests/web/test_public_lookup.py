@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import shot
+from webkit import shot
 
 
 def test_no_outage_is_said_plainly(site, page):

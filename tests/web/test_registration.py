@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from conftest import Site, shot
+from webkit import Site, shot
 from operators import TEST_KEY
 from playwright.sync_api import expect
 from smtp_sink import smtp_server
