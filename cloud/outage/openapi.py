@@ -35,11 +35,11 @@ def _answers(ok: dict, *codes: int) -> dict[str, Any]:
     return out
 
 
-def _write(summary: str, body: str, *, params: list | None = None) -> dict[str, Any]:
+def _write(summary: str, body: str, *, params: list | None = None, ok: dict = OBJECT) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary, "security": [{"operator": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}},
-        "responses": _answers(OBJECT, 400, 401, 403, 413, 429),
+        "responses": _answers(ok, 400, 401, 403, 413, 429),
     }
     if params:
         op["parameters"] = params
@@ -64,7 +64,9 @@ def document() -> dict[str, Any]:
                  "description": "Distribution automation, operators' input, planned outages, registrations and the "
                                 "read side (Tables 3-5). HTTP Basic with an operator's account; viewers may only read."},
         "paths": {
-            "/da": _write("A distribution automation event (outage or restored) in an area", "DaBody"),
+            "/da": _write("A distribution automation event (outage or restored) in an area; the outage it "
+                          "declared or restored, or null when a restoration finds none open", "DaBody",
+                          ok={"type": ["object", "null"]}),
             "/outages/{id}": _write("The operator's input for one outage", "OperatorBody", params=[OUTAGE_ID]),
             "/planned": _write("Announce a planned (construction) outage", "PlannedBody"),
             "/registrations": _write("Add or replace customers' registrations (Table 1)", "Registrations"),
