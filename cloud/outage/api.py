@@ -68,6 +68,7 @@ def registration_from_json(obj: dict) -> Registration:
         meter_id=obj["meter_id"], customer_number=obj["customer_number"], area=Area.from_key(obj["area"]),
         concentrator_id=obj["concentrator_id"], email=obj.get("email") or None, name=obj.get("name", ""),
         language=Language(obj.get("language", "ja")), unsubscribed=bool(obj.get("unsubscribed", False)),
+        substation=obj.get("substation") or "", feeder=obj.get("feeder") or "", section=obj.get("section") or "",
     )
 
 
@@ -76,6 +77,7 @@ def registration_from_body(body: schema.RegistrationBody) -> Registration:
         meter_id=body.meter_id, customer_number=body.customer_number, area=Area.from_key(body.area),
         concentrator_id=body.concentrator_id, email=body.email or None, name=body.name,
         language=Language(body.language), unsubscribed=body.unsubscribed,
+        substation=body.substation, feeder=body.feeder, section=body.section,
     )
 
 

@@ -86,6 +86,9 @@ class RegistrationBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Name = ""
     language: Literal["ja", "en"] = "ja"
     unsubscribed: bool = False
+    substation: Name = ""  # 配電系統 (Fig. 10): optional, the utility's records
+    feeder: Name = ""
+    section: Name = ""
 
 
 Registrations = Annotated[list[RegistrationBody], msgspec.Meta(max_length=MAX_REGISTRATIONS)]

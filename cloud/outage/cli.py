@@ -163,8 +163,8 @@ def cmd_notifier(args) -> int:
 
 
 CSV_HEADER = ("meter_id", "customer_number", "prefecture", "city", "district", "concentrator_id", "email", "name",
-              "language", "commissioned_at")
-CSV_REQUIRED = CSV_HEADER[:6]  # email, name, language and commissioned_at may be left out
+              "language", "commissioned_at", "substation", "feeder", "section")
+CSV_REQUIRED = CSV_HEADER[:6]  # the rest may be left out
 
 
 def _commissioned(reg, value: str | None, where: str):

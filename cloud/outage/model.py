@@ -55,6 +55,10 @@ class Registration:
     postal_code: str = ""  # seven digits, as registered on the public site
     pending_email: str | None = None  # an address given on the public site, waiting for its confirmation link
     email_confirmed_at: datetime | None = None  # when the customer confirmed ``email`` (None: from the records)
+    # 配電系統 (Fig. 10's distribution system): the utility's records; "" where they do not say
+    substation: str = ""  # 変電所
+    feeder: str = ""  # 配電線 (フィーダ) leaving that substation
+    section: str = ""  # 区間: the stretch of the feeder between two switches
 
     @property
     def reachable(self) -> bool:

@@ -20,7 +20,7 @@ from appliance.clock import Clock
 from ..outage.storage import Storage
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
-from . import ops, public, register
+from . import notice_column, ops, public, register, search
 from .mailer import Mailer
 from .site import HERE, Site
 
@@ -31,7 +31,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public, ops, register)
+PAGE_MODULES = (public, ops, register, search, notice_column)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +19,9 @@ from appliance.clock import JST
 
 from ..outage.model import Outage, OutageKind, OutageStatus
 from ..outage.texts import REASON, RESPONSE_STATUS
+from . import notice_column
 from .auth import COOKIE, LIFETIME, Session
+from .ops_session import signed_in, to_login
 from .site import Site
 
 PAGE_SIZE = 50
@@ -35,10 +37,7 @@ SORTS = {
 
 def routes(site: Site) -> list[Route]:
     def session_of(request: Request) -> Session | None:
-        return site.sessions.read(request.cookies.get(COOKIE), site.clock.now())
-
-    def to_login(request: Request) -> Response:
-        return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
+        return signed_in(site, request)
 
     async def login_form(request: Request) -> Response:
         return site.page(request, "ops_login.html", error=None, next=_safe_next(request.query_params.get("next")))
@@ -77,7 +76,8 @@ def routes(site: Site) -> list[Route]:
         rows = query.apply([o for o in everything if o.kind in LISTS[which]])
         page = rows[query.offset:query.offset + PAGE_SIZE]
         return site.page(request, "ops_list.html", session=session, which=which, rows=page, total=len(rows),
-                         query=query, statuses=[s.value for s in OutageStatus], page_size=PAGE_SIZE)
+                         query=query, statuses=[s.value for s in OutageStatus], page_size=PAGE_SIZE,
+                         notices=await notice_column.current(site), hours=notice_column.RECENT_HOURS)
 
     async def outage_page(request: Request) -> Response:
         session = session_of(request)

@@ -15,9 +15,10 @@ from .notifications import Notifications
 from .outages import Outages
 from .readings import Readings
 from .registrations import Registrations
+from .search import Search
 
 
-class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters, AuditLog):
+class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters, AuditLog, Search):
     """Everything the pipeline keeps: registrations, the MDMS, the meters' evidence, outages, e-mails.
 
     Thread-safe: one connection per instance behind a lock. Processes share the database itself.

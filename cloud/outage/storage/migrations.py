@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5
+from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6
 from .database import Database
 
 MIGRATION_LOCK = 6794865  # advisory lock key; the manager's judging uses 6794864
@@ -43,6 +43,7 @@ STEPS: tuple[Step, ...] = (
     Step(4, "audit_log: every operator input, who and when", schema_v4.create),
     Step(5, "registrations.street, postal_code, pending_email, email_confirmed_at: the address and double opt-in",
          schema_v5.apply),
+    Step(6, "registrations.substation, feeder, section; places; indexes for the operators' search", schema_v6.apply),
 )
 
 _metadata = MetaData()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +53,23 @@ FINISH = statement(
     "not_before = COALESCE(:retry_at, not_before), claimed_until = NULL "
     "WHERE id = :id AND claimed_by = :worker AND state = :sending"
 )
+OF_METER = statement(
+    "SELECT event, state, outage_id, created_at, sent_at, attempts FROM notifications WHERE meter_id = :meter_id "
+    "ORDER BY id DESC LIMIT :limit")
 STATES = statement("SELECT key, event, state, attempts FROM notifications ORDER BY id")
 COUNTS = statement("SELECT state, COUNT(*) FROM notifications GROUP BY state")
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """One e-mail to one customer, as the operators see it (Fig. 10's お客様公開情報)."""
+
+    event: Event
+    state: NotificationState
+    outage_id: int | None
+    created_at: datetime
+    sent_at: datetime | None  # when the SMTP server took it
+    attempts: int
 
 
 class Notifications(Database):
@@ -105,6 +121,11 @@ class Notifications(Database):
                   "sending": NotificationState.SENDING.value}
         with self.transaction():
             return self._execute(FINISH, params).rowcount > 0
+
+    def notifications_of(self, meter_id: str, limit: int = 50) -> list[SentRecord]:
+        """What this customer was sent (or is about to be), newest first."""
+        return [SentRecord(Event(e), NotificationState(s), None if o is None else int(o), from_epoch(c), from_epoch(t), int(a))
+                for e, s, o, c, t, a in self._query(OF_METER, {"meter_id": meter_id, "limit": limit})]
 
     def notification_states(self) -> list[tuple[str, str, str, int]]:
         """(key, event, state, attempts) of every notification, for operators and tests."""

@@ -56,6 +56,8 @@ RESTORE_MEMBER = statement(
     "UPDATE outage_members SET restored_at = :restored_at WHERE outage_id = :outage_id AND meter_id = :meter_id "
     "AND restored_at IS NULL"
 )
+RESTORED_SINCE = statement(
+    f"SELECT {COLUMNS} FROM outages WHERE restored_at >= :since ORDER BY restored_at DESC LIMIT :limit")
 DELETE_MEMBERS = statement("DELETE FROM outage_members WHERE outage_id = :outage_id")
 OF_METER = statement(
     f"SELECT {', '.join('o.' + c for c in COLUMNS.split(', '))}, m.down_at, m.restored_at "
@@ -107,6 +109,10 @@ class Outages(Database):
     def outages(self, open_only: bool = False, lock: bool = False) -> list[Outage]:
         rows = self._query(SELECT_OUTAGES[open_only, lock], {"open": OPEN_STATUSES} if open_only else None)
         return [_outage(r) for r in rows]
+
+    def restored_since(self, since: datetime, limit: int) -> list[Outage]:
+        """Outages restored at or after ``since``, the latest first."""
+        return [_outage(r) for r in self._query(RESTORED_SINCE, {"since": since.timestamp(), "limit": limit})]
 
     def members(self, outage_id: int, current_only: bool = False) -> list[OutageMember]:
         return [_member(r) for r in self._query(CURRENT_MEMBERS if current_only else MEMBERS, {"outage_id": outage_id})]

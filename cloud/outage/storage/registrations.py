@@ -14,13 +14,13 @@ from ..model import Area, Language, Registration
 from .database import Database, chunks, statement
 
 COLUMNS = ("meter_id, customer_number, prefecture, city, district, concentrator_id, email, name, language, unsubscribed, "
-           "commissioned_at, street, postal_code, pending_email, email_confirmed_at")
+           "commissioned_at, street, postal_code, pending_email, email_confirmed_at, substation, feeder, section")
 
 UPSERT = statement(
     "INSERT INTO registrations (meter_id, customer_number, prefecture, city, district, area, concentrator_id, "
-    "email, name, language, unsubscribed, commissioned_at, street, postal_code) VALUES (:meter_id, :customer_number, "
-    ":prefecture, :city, :district, :area, :concentrator_id, :email, :name, :language, :unsubscribed, :commissioned_at, "
-    ":street, :postal_code) "
+    "email, name, language, unsubscribed, commissioned_at, street, postal_code, substation, feeder, section) "
+    "VALUES (:meter_id, :customer_number, :prefecture, :city, :district, :area, :concentrator_id, :email, :name, "
+    ":language, :unsubscribed, :commissioned_at, :street, :postal_code, :substation, :feeder, :section) "
     "ON CONFLICT (meter_id) DO UPDATE SET customer_number = excluded.customer_number, "
     "prefecture = excluded.prefecture, city = excluded.city, district = excluded.district, "
     "area = excluded.area, concentrator_id = excluded.concentrator_id, email = excluded.email, "
@@ -29,8 +29,14 @@ UPSERT = statement(
     "commissioned_at = COALESCE(excluded.commissioned_at, registrations.commissioned_at), "
     # nor does one without the street address forget what the customer entered on the public site
     "street = CASE WHEN excluded.street = '' THEN registrations.street ELSE excluded.street END, "
-    "postal_code = CASE WHEN excluded.postal_code = '' THEN registrations.postal_code ELSE excluded.postal_code END"
+    "postal_code = CASE WHEN excluded.postal_code = '' THEN registrations.postal_code ELSE excluded.postal_code END, "
+    # records that do not name the distribution system keep what an earlier import said of it
+    + ", ".join(f"{c} = CASE WHEN excluded.{c} = '' THEN registrations.{c} ELSE excluded.{c} END"
+                for c in ("substation", "feeder", "section"))
 )
+ADD_PLACE = statement(
+    "INSERT INTO places (area, prefecture, city, district, label) VALUES (:area, :prefecture, :city, :district, :label) "
+    "ON CONFLICT (area) DO NOTHING")
 COMMISSIONED = statement(
     "SELECT meter_id, commissioned_at FROM registrations WHERE meter_id IN :meter_ids "
     "AND commissioned_at IS NOT NULL",
@@ -58,12 +64,12 @@ TOPOLOGY = statement("SELECT area, concentrator_id, meter_id FROM registrations 
 
 def _registration(row: Sequence[Any]) -> Registration:
     (meter_id, customer, pref, city, district, conc, email, name, lang, unsub, commissioned, street, postal_code,
-     pending_email, confirmed) = row
+     pending_email, confirmed, substation, feeder, section) = row
     return Registration(
         meter_id=meter_id, customer_number=customer, area=Area(pref, city, district), concentrator_id=conc,
         email=email, name=name, language=Language(lang), unsubscribed=bool(unsub),
         commissioned_at=from_epoch(commissioned), street=street, postal_code=postal_code, pending_email=pending_email,
-        email_confirmed_at=from_epoch(confirmed),
+        email_confirmed_at=from_epoch(confirmed), substation=substation, feeder=feeder, section=section,
     )
 
 
@@ -74,12 +80,15 @@ class Registrations(Database):
                 r.meter_id, r.customer_number, r.area.prefecture, r.area.city, r.area.district, r.area.key,
                 r.concentrator_id, r.email, r.name, r.language.value, int(r.unsubscribed),
                 r.commissioned_at.timestamp() if r.commissioned_at else None, r.street, r.postal_code,
+                r.substation, r.feeder, r.section,
             )
             for r in registrations
         ]
+        places = {row[5]: (row[5], row[2], row[3], row[4], row[2] + row[3] + row[4]) for row in rows}
         with self.transaction():
             for chunk in chunks(rows, 5000):
                 self._executemany(UPSERT, chunk)
+            self._executemany(ADD_PLACE, list(places.values()))
         return len(rows)
 
     def set_unsubscribed(self, meter_id: str, unsubscribed: bool = True) -> bool:
