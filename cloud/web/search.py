@@ -114,7 +114,7 @@ def routes(site: Site) -> list[Route]:
             members = await asyncio.to_thread(site.storage.current_outages_of, [r.meter_id for r in regs])
             in_area = await open_by_area()
             rows = [Found(r, reaching(r, in_area.get(r.area.key, []), set(members.get(r.meter_id, ())))) for r in regs]
-        link = lambda p: "?" + urlencode({"q": q, "page": p})  # noqa: E731
+        link = lambda p: "?" + urlencode({"q": q, "page": p})
         return site.page(request, "ops_search.html", session=session, q=q, rows=rows, page=page, more=more,
                          first=page * PAGE_SIZE + 1, link=link)
 

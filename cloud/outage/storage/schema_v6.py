@@ -17,10 +17,10 @@ STATEMENTS = (
     "ALTER TABLE registrations ADD COLUMN substation TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE registrations ADD COLUMN feeder TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE registrations ADD COLUMN section TEXT NOT NULL DEFAULT ''",
-    "CREATE TABLE places (area TEXT PRIMARY KEY, prefecture TEXT NOT NULL, city TEXT NOT NULL, "
-    "district TEXT NOT NULL, label TEXT NOT NULL)",
-    "INSERT INTO places (area, prefecture, city, district, label) "
-    "SELECT DISTINCT area, prefecture, city, district, prefecture || city || district FROM registrations",
+    ("CREATE TABLE places (area TEXT PRIMARY KEY, prefecture TEXT NOT NULL, city TEXT NOT NULL, "
+     "district TEXT NOT NULL, label TEXT NOT NULL)"),
+    ("INSERT INTO places (area, prefecture, city, district, label) "
+     "SELECT DISTINCT area, prefecture, city, district, prefecture || city || district FROM registrations"),
     "CREATE INDEX registrations_area_meter ON registrations (area, meter_id)",
     "CREATE INDEX registrations_with_street ON registrations (area, meter_id) WHERE street <> ''",
     "CREATE INDEX notifications_meter ON notifications (meter_id, id)",

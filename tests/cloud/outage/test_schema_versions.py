@@ -210,6 +210,8 @@ def test_a_database_written_before_versions_keeps_every_row(storage_url):
         assert after == before
         # and the code reads them as the pipeline wrote them
         assert s.registration("SM0000001") == Registration("SM0000001", "C-1", AREA, "CN1", email="c1@example.jp", name="山田 太郎")
+        # step 6 lists the areas the registrations name, for the operators' search
+        assert [r.meter_id for r in s.find_registrations("中区 基町", 10)] == ["SM0000001", "SM0000002"]
         assert s.reading_keys() == [("SM0000001", 1), ("SM0000002", 7)]
         assert s.meter_comm("SM0000001").status is MeterState.POWER_FAIL
         declared, fault = s.outages()
