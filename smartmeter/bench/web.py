@@ -97,7 +97,10 @@ def main(args) -> int:
     some = storage.outages(True)[0]
     pages = {"public lookup /": "/", "public prefecture page": f"/area/{some.area.prefecture}",
              "outage list /ops/ (newest first)": "/ops/", "outage list sorted by homes, page 50": "/ops/?sort=homes&page=50",
-             "outage list filtered by area": f"/ops/?area={some.area.city}", "one outage /ops/outages/ID": f"/ops/outages/{some.id}"}
+             "outage list filtered by area": f"/ops/?area={some.area.city}", "one outage /ops/outages/ID": f"/ops/outages/{some.id}",
+             "address search /ops/search, page 20": f"/ops/search?q={some.area.city}&page=20",
+             "list by address /ops/by-address": "/ops/by-address", "customer (Fig. 10) /ops/customers/ID":
+             "/ops/customers/SM0000001"}
     static = sum(len(session.get(base + p, timeout=30).content) for p in ("/static/site.css", "/static/live.js"))
     figures = {}
     for name, path in pages.items():

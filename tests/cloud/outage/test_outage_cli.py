@@ -53,13 +53,14 @@ def test_import_and_simulated_fleet_through_a_collector(tmp_path, broker, capsys
 
 def test_csv_import(tmp_path, capsys):
     path = tmp_path / "reg.csv"
-    path.write_text("meter_id,customer_number,prefecture,city,district,concentrator_id,email,name,language\n"
-                    "A1,C1,広島県,広島市中区,基町,K1,a@example.jp,山田 太郎,ja\n"
-                    "A2,C2,広島県,広島市中区,基町,K1,,Smith,en\n", encoding="utf-8")
+    path.write_text("meter_id,customer_number,prefecture,city,district,concentrator_id,email,name,language,substation,feeder,section\n"
+                    "A1,C1,広島県,広島市中区,基町,K1,a@example.jp,山田 太郎,ja,千田中央変電所,千田中央1号線,第2区間\n"
+                    "A2,C2,広島県,広島市中区,基町,K1,,Smith,en,,,\n", encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'o.db'}"
     assert run("cloud", "registrations", "import", str(path), "--db", url) == 0
     reg = open_storage(url).registration("A2")
     assert reg.email is None and reg.language.value == "en" and reg.area.key == "広島県/広島市中区/基町"
+    assert reg.substation == "" and open_storage(url).registration("A1").section == "第2区間"  # optional columns
 
 
 def test_console_script_dispatch_lists_the_commands():
