@@ -20,7 +20,7 @@ from appliance.clock import Clock
 from ..outage.storage import Storage
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
-from . import ops, public, register
+from . import ops, outage_map, public, register
 from .mailer import Mailer
 from .site import HERE, Site
 
@@ -31,7 +31,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public, ops, register)
+PAGE_MODULES = (public, ops, outage_map, register)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

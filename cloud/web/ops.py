@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
@@ -33,12 +34,19 @@ SORTS = {
 }
 
 
-def routes(site: Site) -> list[Route]:
-    def session_of(request: Request) -> Session | None:
-        return site.sessions.read(request.cookies.get(COOKIE), site.clock.now())
+def signed_in(site: Site, request: Request) -> Session | None:
+    """The operator or viewer signed in on this request; every ``/ops`` page but the sign-in asks."""
+    return site.sessions.read(request.cookies.get(COOKIE), site.clock.now())
 
-    def to_login(request: Request) -> Response:
-        return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
+
+def to_login(request: Request) -> Response:
+    """To the sign-in page, which comes back here (query included) after it."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/ops/login?next={quote(here)}", status_code=303)
+
+
+def routes(site: Site) -> list[Route]:
+    session_of = partial(signed_in, site)
 
     async def login_form(request: Request) -> Response:
         return site.page(request, "ops_login.html", error=None, next=_safe_next(request.query_params.get("next")))
