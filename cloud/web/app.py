@@ -17,9 +17,9 @@ from starlette.staticfiles import StaticFiles
 
 from appliance.clock import Clock
 
-from ..outage.storage import Storage
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
+from ..outage.storage import Storage
 from . import ops, outage_map, public, register
 from .mailer import Mailer
 from .site import HERE, Site

@@ -92,10 +92,10 @@ class Schematic:
     frame: Frame
 
 
-# Units of the schematic: 4 cells of 100 across, so at a phone's 340 px a district's name is still
-# about 14 px high; on a desktop the page caps the drawing's width.
-CELL_W, CELL_H, GAP, HEAD = 100, 64, 6, 40
-COLUMNS = 4
+# Units of the schematic: 3 cells of 130 across, so at a phone's 330 px a district's name is still
+# about 13 px high; on a desktop the page caps the drawing's width.
+CELL_W, CELL_H, GAP, HEAD = 130, 64, 6, 40
+COLUMNS = 3
 
 
 def schematic(cities: list[tuple[str, list[str]]]) -> Schematic:

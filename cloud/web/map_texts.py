@@ -32,9 +32,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "map_homes": ("{n:,}戸", "{n:,} homes"),
     "map_others": ("ほか{n:,}地域", "{n:,} more"),
     "map_region": ("{place}　{count}", "{place}: {count}"),
-    "map_table": ("地域ごとの戸数", "Homes by area"),
+    "map_table_pref": ("地域ごとの戸数（地域名を選ぶとその地域の停電一覧）", "Homes by area (a name opens the list of its outages)"),
+    "map_table": ("地域ごとの戸数（戸数を選ぶとその地域の停電一覧）", "Homes by area (a count opens the list of its outages)"),
     "map_col_outages": ("件数", "Outages"),
-    "map_col_list": ("一覧", "List"),
+    "map_col_homes_accident": ("停電戸数", "Homes without power"),
+    "map_col_homes_planned": ("対象戸数", "Homes affected"),
     "map_outages": ("{n:,}件", "{n:,}"),
     "map_open_prefecture": ("{place}の地図", "Map of {place}"),
 }

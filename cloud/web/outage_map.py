@@ -146,11 +146,11 @@ def routes(site: Site) -> list[Route]:
         base = "/ops/map" + ("" if which == "accident" else f"/{which}")
         here = f"{base}?{urlencode({'pref': pref})}" if pref else base
         title = tx.t("map_in", place=pref, map=tx.t(f"map_{which}")) if pref else tx.t(f"map_{which}")
-        context = dict(session=session, which=which, pref=pref, base=base, here=here, title=title,
-                       list_base=MAPS[which][1], legend=legend(tx),
-                       fragment_url=f"{base}?{urlencode({'pref': pref, 'fragment': '1'} if pref else {'fragment': '1'})}",
-                       lang_base=f"{here}&" if pref else f"{base}?",
-                       total=tally("", "", [o for o in outages if not pref or o.area.prefecture == pref], now))
+        mine = [o for o in outages if not pref or o.area.prefecture == pref]
+        context = {"session": session, "which": which, "pref": pref, "base": base, "here": here, "title": title,
+                   "list_base": MAPS[which][1], "legend": legend(tx), "total": tally("", "", mine, now),
+                   "fragment_url": f"{base}?{urlencode({'pref': pref, 'fragment': '1'} if pref else {'fragment': '1'})}",
+                   "lang_base": f"{here}&" if pref else f"{base}?"}
         if pref:
             context["schematic"], context["cities"] = prefecture(outages, pref, now)
         else:
