@@ -17,10 +17,10 @@ from starlette.staticfiles import StaticFiles
 
 from appliance.clock import Clock
 
-from ..outage.storage import Storage
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
-from . import notice_column, ops, public, register, search
+from ..outage.storage import Storage
+from . import notice_column, ops, outage_map, public, register, search
 from .mailer import Mailer
 from .site import HERE, Site
 
@@ -31,7 +31,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public, ops, register, search, notice_column)
+PAGE_MODULES = (public, ops, outage_map, register, search, notice_column)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):

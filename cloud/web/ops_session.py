@@ -17,4 +17,6 @@ def signed_in(site: Site, request: Request) -> Session | None:
 
 
 def to_login(request: Request) -> Response:
-    return RedirectResponse(f"/ops/login?next={quote(request.url.path)}", status_code=303)
+    """To the sign-in page, which comes back here (query included) after it."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/ops/login?next={quote(here)}", status_code=303)

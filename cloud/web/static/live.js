@@ -1,5 +1,6 @@
 // Keeps parts of the page fresh: each element with data-live is fetched again from that address when
-// its stream (data-live-stream, /live if none: server-sent events) says "changed".
+// its stream (data-live-stream, /live if none: server-sent events) says "changed". Signed out
+// meanwhile (the fetch lands on the sign-in page): reload, to sign in.
 (function () {
   "use strict";
   var boxes = document.querySelectorAll("[data-live]");
@@ -11,7 +12,10 @@
   });
   function refresh(box) {
     fetch(box.getAttribute("data-live"), { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        if (r.redirected) { window.location.reload(); return null; }
+        return r.ok ? r.text() : null;
+      })
       .then(function (html) { if (html !== null) { box.innerHTML = html; } });
   }
   Object.keys(streams).forEach(function (url) {
