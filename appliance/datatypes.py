@@ -29,6 +29,20 @@ FIELDS: dict[DataType, tuple[str, ...]] = {
 }
 
 
+# What a household reads for each data type (Japanese, English): the touch screen and the web pages.
+NAMES: dict[str, tuple[str, str]] = {
+    "time": ("計量時刻", "time"),
+    "power": ("電力", "power"),
+    "energy": ("電力量", "energy"),
+    "export_energy": ("売電量", "export energy"),
+    "totals": ("積算値", "register totals"),
+    "voltage": ("電圧", "voltage"),
+    "current": ("電流", "current"),
+    "power_factor": ("力率", "power factor"),
+    "frequency": ("周波数", "frequency"),
+}
+
+
 class UnknownDataType(ValueError):
     pass
 

@@ -26,6 +26,7 @@ from .interfaces import Breaker, MeteringChip
 from .measure import Measurer
 from .sending import Sender
 from .store import Store
+from .contract_state import ContractStatePublisher
 from .switching import Switcher
 from .uplink import MAX_COMMAND_BYTES, OutboxPump, Uplink
 
@@ -57,6 +58,7 @@ class MeterService:
         self.sender = Sender(store, settings.meter_id)
         self.measurer = Measurer(store, settings.meter_id, settings.measurement_interval)
         self.switcher = Switcher(store, self.sender)
+        self.contract_state = ContractStatePublisher(store, settings.meter_id)
         self.breaker = BreakerControl(store, breaker, clock)
         self.confirmer = Confirmer(confirmation or ConfirmationSettings(), store, self.sender, settings.meter_id,
                                    root_public_key, self.breaker, clock)
@@ -116,6 +118,7 @@ class MeterService:
             self._close_window(due.occurrence, now)
             self.switcher.apply(due, now)
         self.confirmer.tick(now)
+        self.contract_state.publish_if_changed(now)  # for the customer's page (embodiment 3)
         self.pump.pump(now)
         self.confirmer.after_pump()
         self.breaker.publish()

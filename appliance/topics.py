@@ -24,3 +24,8 @@ def company_data(company_code: str, meter_id: str) -> str:
 
 def company_events(company_code: str, meter_id: str) -> str:
     return f"companies/{company_code}/meters/{meter_id}/events"
+
+
+def contracts(meter_id: str) -> str:
+    """The meter's contracts in force and pending, for the customer's page (embodiment 3)."""
+    return f"meters/{meter_id}/contracts"

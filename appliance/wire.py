@@ -86,6 +86,54 @@ class MeterAlert(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     breaker: Literal["open", "closed"] = "closed"
 
 
+Name = Annotated[str, msgspec.Meta(max_length=64)]
+Menu = Annotated[str, msgspec.Meta(max_length=64)]
+DataTypeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,32}$")]
+SwitchText = Annotated[str, msgspec.Meta(pattern=r"^(immediate|\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,6})?)?([+-]\d\d:\d\d|Z))$")]
+DataTypeList = Annotated[list[DataTypeName], msgspec.Meta(max_length=32)]
+MAX_CONTRACTS = 64  # a meter holds one supply contract and a few data companies; far beyond that is not a meter
+
+
+class WeeklySlotWire(msgspec.Struct, frozen=True):
+    day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    at: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class WeeklyWire(msgspec.Struct, frozen=True):
+    weekly: Annotated[list[WeeklySlotWire], msgspec.Meta(min_length=1, max_length=14)]
+
+
+class ContractInForce(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    role: Literal["supply", "data"]
+    company: CompanyCode
+    name: Name
+    data_types: DataTypeList
+    menu: Menu | None = None
+    since: datetime | None = None
+
+
+class PendingChange(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    id: EventId
+    kind: Literal["supply", "data"]
+    action: Annotated[str, msgspec.Meta(pattern=r"^[a-z_]{1,32}$")]
+    company: CompanyCode
+    name: Name
+    switch: SwitchText | WeeklyWire  # "immediate", an ISO date-time, or a weekly rule
+    data_types: DataTypeList = []
+    menu: Menu | None = None
+    source: Annotated[str, msgspec.Meta(max_length=32)] = ""
+
+
+class ContractState(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    """``meters/{meter_id}/contracts``: the contracts in force and pending, whole, newest ``version`` wins."""
+
+    meter_id: MeterId
+    at: datetime
+    version: EventId
+    in_force: Annotated[list[ContractInForce], msgspec.Meta(max_length=MAX_CONTRACTS)]
+    pending: Annotated[list[PendingChange], msgspec.Meta(max_length=MAX_CONTRACTS)]
+
+
 class Batch(msgspec.Struct, frozen=True):
     """``concentrators/{id}/batch``: readings, each validated on its own (one bad one spoils no other)."""
 

@@ -48,13 +48,13 @@ def acl_rules(party: Party) -> list[str]:
     n = party.name
     if party.kind == "meter":
         return [f"topic write meters/{n}/interval", f"topic write meters/{n}/status", f"topic write meters/{n}/alerts",
-                f"topic read meters/{n}/commands",
+                f"topic write meters/{n}/contracts", f"topic read meters/{n}/commands",
                 f"topic write companies/+/meters/{n}/data", f"topic write companies/+/meters/{n}/events"]
     if party.kind == "company":
         return [f"topic read companies/{n}/#", "topic write meters/+/commands"]
     if party.kind == "operator":  # the grid operator's handlers: readings, statuses, batches, DA events
         return ["topic read meters/+/interval", "topic read meters/+/status", "topic read meters/+/alerts",
-                "topic read concentrators/+/batch", "topic read grid/da/events"]
+                "topic read meters/+/contracts", "topic read concentrators/+/batch", "topic read grid/da/events"]
     if party.kind == "da":  # the distribution automation system: outage and restoration events
         return ["topic write grid/da/events"]
     if party.kind == "simulator":  # `smartmeter sim fleet`: many meters and the DA system at once; never in production

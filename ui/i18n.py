@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from appliance.clock import JST
+from appliance.datatypes import NAMES as DATA_TYPE_NAMES  # shared with the web pages
 from appliance.datatypes import DataType
 from appliance.domain import SwitchTime
 from appliance.schedule import DAYS
@@ -120,17 +121,6 @@ TEXTS: dict[str, tuple[str, str]] = {
     "emu_spoof_off": ("{card}: 正しい確認応答に戻す", "{card}: answer truthfully"),
 }
 
-DATA_TYPE_NAMES: dict[str, tuple[str, str]] = {
-    "time": ("計量時刻", "time"),
-    "power": ("電力", "power"),
-    "energy": ("電力量", "energy"),
-    "export_energy": ("売電量", "export energy"),
-    "totals": ("積算値", "register totals"),
-    "voltage": ("電圧", "voltage"),
-    "current": ("電流", "current"),
-    "power_factor": ("力率", "power factor"),
-    "frequency": ("周波数", "frequency"),
-}
 
 
 class Texts:

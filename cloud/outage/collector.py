@@ -26,14 +26,14 @@ from appliance.wire import CLOCK_SKEW
 from .model import MeterAlertEvent, Reading, StatusEvent
 from ..mqtt import disconnect, make_client, start_subscriber
 from .notices import meter_alert
-from .payloads import (Intake, MalformedPayload, excerpt, parse_alert, parse_batch, parse_reading, parse_status,
-                       printable, topic_meter_id)
+from .payloads import (Intake, MalformedPayload, excerpt, parse_alert, parse_batch, parse_contract_state,
+                       parse_reading, parse_status, printable, topic_meter_id)
 from .storage import Storage
 from .storage.dead_letters import DeadLetter
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status", "meters/+/alerts")
+TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status", "meters/+/alerts", "meters/+/contracts")
 MAX_TOPIC = 200  # characters of a topic kept with a dead letter
 PRUNE_EVERY = timedelta(minutes=1)
 
@@ -74,6 +74,7 @@ class CollectorStats:
     duplicates: int = 0
     statuses: int = 0
     alerts: int = 0  # meters' alerts for their customers
+    contract_states: int = 0  # meters' contracts in force and pending, for the customers' pages
     malformed: Counter = field(default_factory=Counter)  # refused, reason -> count
     dead_letters: int = 0  # written to the dead-letter table
 
@@ -123,6 +124,7 @@ class Collector:
         self._batched: list[tuple[str, list[Reading]]] = []  # (concentrator id, its readings): vouched at flush
         self._alerts: list[MeterAlertEvent] = []  # for the customers: e-mailed through the notifications
         self._statuses: list[StatusEvent] = []
+        self._contracts: list[tuple[str, int, datetime, dict]] = []
         self._dead: list[DeadLetter] = []
         self._acks: list[tuple[int, int]] = []  # (mid, qos) in arrival order: MQTT wants PUBACKs in order
         self._client: paho.Client | None = None
@@ -157,6 +159,11 @@ class Collector:
                 with self._lock:
                     self._alerts.append(alert)
                 self.stats.alerts += 1
+            elif parts[0] == "meters" and parts[2] == "contracts":
+                state = parse_contract_state(payload, parts[1], intake)
+                with self._lock:
+                    self._contracts.append(state)
+                self.stats.contract_states += 1
             elif parts[0] == "meters" and parts[2] == "interval":
                 self._add_readings([parse_reading(payload, intake, parts[1])])
             elif parts[0] == "concentrators" and parts[2] == "batch":
@@ -195,7 +202,7 @@ class Collector:
             self.flush()  # without MQTT nobody else flushes on size
 
     def _pending_count(self) -> int:
-        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead) + len(self._alerts)
+        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead) + len(self._alerts) + len(self._contracts)
 
     def pending(self) -> tuple[list[Reading], list[StatusEvent]]:
         """Received but not yet committed (a copy)."""
@@ -213,6 +220,7 @@ class Collector:
                 readings, self._readings = self._readings, []
                 batched, self._batched = self._batched, []
                 alerts, self._alerts = self._alerts, []
+                contracts, self._contracts = self._contracts, []
                 statuses, self._statuses = self._statuses, []
                 dead, self._dead = self._dead, []
                 acks, self._acks = self._acks, []
@@ -221,6 +229,7 @@ class Collector:
                 new = self._store(readings, batched, statuses, list(dead), now)
                 for alert in alerts:  # a redelivered alert is one notice: its key is the meter's alert id
                     meter_alert(self.storage, alert, now)
+                self.storage.save_contract_states(contracts, now)
             except Exception:
                 log.exception("storing %d readings failed; kept for the next flush",
                               len(readings) + sum(len(b) for _, b in batched))
@@ -228,6 +237,7 @@ class Collector:
                     self._readings[:0], self._statuses[:0], self._dead[:0], self._acks[:0] = readings, statuses, dead, acks
                     self._batched[:0] = batched
                     self._alerts[:0] = alerts
+                    self._contracts[:0] = contracts
                 return 0
             self.stats.stored += new
             if self._client is not None:

@@ -17,12 +17,14 @@ from appliance.wire import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     Batch,
+    ContractState,
     IntervalReading,
     MeterAlert,
     StatusMessage,
     WireError,
     check_time,
     check_topic,
+    as_dict,
     decode,
 )
 
@@ -81,6 +83,15 @@ def parse_alert(payload: bytes, topic_meter: str, intake: Intake) -> MeterAlertE
     check_topic(a.meter_id, topic_meter)
     _check(a.at, "at", intake)
     return MeterAlertEvent(a.meter_id, a.alert_id, a.kind, a.at, a.company_code, a.role, a.breaker == "open")
+
+
+def parse_contract_state(payload: bytes, topic_meter: str, intake: Intake) -> tuple[str, int, datetime, dict]:
+    """``meters/{id}/contracts``: ``(meter_id, version, at, {"in_force", "pending"})`` as validated."""
+    c: ContractState = _decode(payload, ContractState)
+    check_topic(c.meter_id, topic_meter)
+    _check(c.at, "at", intake)
+    return c.meter_id, c.version, c.at, {"in_force": [as_dict(x) for x in c.in_force],
+                                         "pending": [as_dict(x) for x in c.pending]}
 
 
 def parse_batch(payload: bytes) -> list[bytes]:

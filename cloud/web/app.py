@@ -9,6 +9,8 @@ Each page module (:mod:`.public`, ...) gives its routes from the shared :class:`
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -20,7 +22,8 @@ from appliance.clock import Clock
 from ..accounts import Accounts
 from ..outage.manager import OutageManager
 from ..outage.storage import Storage
-from . import notice_column, ops, outage_map, public, register, search
+from ..switch_desk import SwitchDesk
+from . import mypage, notice_column, ops, outage_map, public, register, search
 from .mailer import Mailer
 from .site import HERE, Site
 
@@ -31,7 +34,7 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_MODULES = (public, ops, outage_map, register, search, notice_column)
+PAGE_MODULES = (public, ops, outage_map, register, search, notice_column, mypage)
 
 
 class SecurityHeaders(BaseHTTPMiddleware):
@@ -43,10 +46,13 @@ class SecurityHeaders(BaseHTTPMiddleware):
 
 
 def create_app(storage: Storage, clock: Clock, *, key: bytes, accounts: Accounts,
-               manager: OutageManager | None = None, live_poll_s: float = 2.0, mailer: Mailer | None = None) -> Starlette:
+               manager: OutageManager | None = None, live_poll_s: float = 2.0, mailer: Mailer | None = None,
+               desks: Sequence[SwitchDesk] = ()) -> Starlette:
     """``key``: the handlers' key (signs sessions and links); ``accounts``: the operators' (as for the API);
-    ``mailer``: the SMTP server for the public site's confirmation e-mails (without it nobody can register)."""
-    site = Site(storage, clock, manager or OutageManager(storage, clock), key, accounts, live_poll_s, mailer)
+    ``mailer``: the SMTP server for the public site's confirmation e-mails (without it nobody can register);
+    ``desks``: the companies' switching desks the customer's page offers (embodiment 3)."""
+    site = Site(storage, clock, manager or OutageManager(storage, clock), key, accounts, live_poll_s, mailer,
+                {d.company.code: d for d in desks})
     routes = [r for module in PAGE_MODULES for r in module.routes(site)]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

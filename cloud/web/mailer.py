@@ -19,6 +19,7 @@ from ..secrets import LinkSigner
 
 CONFIRM_LIFETIME = timedelta(days=2)
 MANAGE_LIFETIME = timedelta(days=60)
+MYPAGE_LIFETIME = timedelta(hours=1)  # a sign-in to the customer's page, where contracts can be changed
 
 
 def link_subject(meter_id: str, email: str) -> str:
@@ -42,6 +43,10 @@ class Mailer:
     @property
     def manage_links(self) -> LinkSigner:
         return LinkSigner(self.sender.key, "manage", MANAGE_LIFETIME)
+
+    @property
+    def mypage_links(self) -> LinkSigner:
+        return LinkSigner(self.sender.key, "mypage", MYPAGE_LIFETIME)
 
     def link(self, path: str, signer: LinkSigner, meter_id: str, email: str, language: Language,
              now: datetime) -> tuple[str, datetime]:
@@ -68,10 +73,29 @@ class Mailer:
                      confirm, f"(valid until {when(confirm_until, language)})", "",
                      "To view, change or delete your registration, or to unsubscribe, use this link (once confirmed):",
                      "", manage, "", "If you did not register, do nothing: the registration will not be completed."]
+        return self._message(email, subject, lines, language, now)
+
+    def mypage(self, meter_id: str, email: str, name: str, language: Language, now: datetime) -> MIMEText:
+        """The sign-in link to the customer's page (contracts and remote switching), asked for on the site."""
+        link, until = self.link("/mypage", self.mypage_links, meter_id, email, language, now)
+        if language is Language.JA:
+            subject = "お客さまページへのサインイン（停電情報サービス）"
+            lines = [f"{name} 様", "", "お客さまページを開くリンクです。メーターの契約の確認と、電力会社の切り替えができます。",
+                     "", link, f"（{when(until, language)} まで有効）", "",
+                     "このメールに心当たりがない場合は、何もしないでください。"]
+        else:
+            subject = "Sign in to your customer page (power outage information)"
+            lines = [f"Dear {name or 'customer'},", "",
+                     "This link opens your customer page: your meter's contracts, and switching your power company.",
+                     "", link, f"(valid until {when(until, language)})", "",
+                     "If you did not ask for this, do nothing."]
+        return self._message(email, subject, lines, language, now)
+
+    def _message(self, to: str, subject: str, lines: list[str], language: Language, now: datetime) -> MIMEText:
         msg = MIMEText("\n".join(lines) + "\n", "plain", "utf-8")
         msg["Subject"] = Header(subject, "utf-8")
         msg["From"] = formataddr((str(Header(self.sender.display_name, "utf-8")), self.sender.address))
-        msg["To"] = email
+        msg["To"] = to
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = make_msgid(domain=self.sender.address.split("@")[-1])
         msg["Content-Language"] = language.value

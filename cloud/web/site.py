@@ -20,6 +20,7 @@ from ..outage.manager import OutageManager
 from ..outage.model import Outage
 from ..outage.storage import Storage
 from ..outage.texts import REASON, RESPONSE_STATUS
+from ..switch_desk import SwitchDesk
 from .auth import Sessions
 from .i18n import Tx, language_of
 from .mailer import Mailer
@@ -37,6 +38,7 @@ class Site:
     accounts: Accounts
     live_poll_s: float = 2.0
     mailer: Mailer | None = None  # the public site's own e-mail (registration confirmations)
+    desks: dict[str, SwitchDesk] = field(default_factory=dict)  # companies taking remote switches, by code
     env: Environment = field(init=False)
     sessions: Sessions = field(init=False)
     gate: Gate = field(init=False)

@@ -9,7 +9,7 @@ import pytest
 from appliance.api import AlertView, ContractView, MeterAPI, PendingChangeView, contract_overview
 from appliance.clock import JST, ManualClock
 from appliance.datatypes import DataType
-from appliance.domain import Action, Company, Contract, ContractChange, Role, SwitchTime
+from appliance.domain import Action, Company, Contract, ContractChange, Role, SwitchTime, WeeklySlot
 from appliance.interfaces import BreakerState
 from appliance.schedule import parse_switch_text
 from appliance.store import Store
@@ -81,3 +81,26 @@ def test_the_overview_as_json_keeps_the_cli_form(api):
                                               "send_interval_s", "since"]
     assert list(json_form["pending"][0]) == ["id", "kind", "action", "company", "name", "switch", "data_types",
                                              "menu", "source", "last_applied"]
+
+
+def test_the_contract_state_goes_out_once_per_change_and_passes_the_wire_contract(api):
+    """What the customer's page shows (embodiment 3) is what the meter holds, published whole on each change."""
+    import json
+
+    from appliance.contract_state import ContractStatePublisher
+    from appliance.wire import ContractState, decode
+
+    def published():
+        return [r for r in api.store.released(NOW, 0, 100) if r.topic == "meters/MTR-1/contracts"]
+
+    publisher = ContractStatePublisher(api.store, "MTR-1")
+    api.store.put_contract(Contract(Role.SUPPLY, TEPCO, (DataType.TIME, DataType.ENERGY), timedelta(minutes=30),
+                                    "従量電灯B", NOW - timedelta(days=3)))
+    assert publisher.publish_if_changed(NOW) and not publisher.publish_if_changed(NOW)
+    api.submit_change(ContractChange(Role.SUPPLY, Action.CONTRACT, Company("ENEOS-P", "ENEOSでんき"),
+                                     SwitchTime(weekly=(WeeklySlot(4, "18:00"),)), (DataType.ENERGY,), source="remote"))
+    assert publisher.publish_if_changed(NOW)
+    first, second = (decode(r.payload, ContractState) for r in published())
+    assert (first.version, second.version) == (1, 2)
+    assert [c.company for c in second.in_force] == ["TEPCO-EP"] and second.pending[0].company == "ENEOS-P"
+    assert json.loads(published()[1].payload)["pending"][0]["switch"] == {"weekly": [{"day": "fri", "at": "18:00"}]}

@@ -21,8 +21,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 class Site:
     """The outage store with a fleet registered, its manager, and the web app served over HTTP."""
 
-    def __init__(self, tmp_path: Path, smtp=None) -> None:
-        """``smtp``: a :class:`smtp_sink.Mailbox` the site's own e-mail (registration) goes to."""
+    def __init__(self, tmp_path: Path, smtp=None, clock=None, desks=()) -> None:
+        """``smtp``: a :class:`smtp_sink.Mailbox` the site's own e-mail (registration) goes to; ``clock``: the
+        site's time (default a manual clock at 2026-11-23 10:00 JST); ``desks``: companies' switching desks."""
         import uvicorn
 
         from cloud.outage.mail import Sender
@@ -32,7 +33,7 @@ class Site:
         from cloud.web.app import create_app
         from cloud.web.mailer import Mailer
 
-        self.clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
+        self.clock = clock or ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
         self.storage = open_storage(f"sqlite:///{tmp_path / 'outage.db'}")
         self.spec = FleetSpec(meters=120, area_size=20, concentrators_per_area=2)
         self.storage.upsert_registrations(registrations(self.spec))
@@ -43,7 +44,7 @@ class Site:
         self.url = f"http://127.0.0.1:{self.port}"
         mailer = Mailer(Sender(TEST_KEY), self.url, smtp.host, smtp.port) if smtp else None
         app = create_app(self.storage, self.clock, key=TEST_KEY, accounts=accounts, manager=self.manager, live_poll_s=0.3,
-                         mailer=mailer)
+                         mailer=mailer, desks=desks)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

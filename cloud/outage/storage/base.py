@@ -7,6 +7,7 @@ members (Tables 3-5, the manager), distribution automation events, and the notif
 from __future__ import annotations
 
 from .audit import AuditLog
+from .contracts import ContractStates
 from .da_events import DaEvents
 from .database import Backend
 from .dead_letters import DeadLetters
@@ -18,7 +19,8 @@ from .registrations import Registrations
 from .search import Search
 
 
-class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters, AuditLog, Search):
+class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLetters, AuditLog, Search,
+              ContractStates):
     """Everything the pipeline keeps: registrations, the MDMS, the meters' evidence, outages, e-mails.
 
     Thread-safe: one connection per instance behind a lock. Processes share the database itself.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +54,7 @@ FINISH = statement(
     "WHERE id = :id AND claimed_by = :worker AND state = :sending"
 )
 OF_METER = statement(
-    "SELECT event, state, outage_id, created_at, sent_at, attempts FROM notifications WHERE meter_id = :meter_id "
+    "SELECT event, state, outage_id, created_at, sent_at, attempts, detail FROM notifications WHERE meter_id = :meter_id "
     "ORDER BY id DESC LIMIT :limit")
 STATES = statement("SELECT key, event, state, attempts FROM notifications ORDER BY id")
 COUNTS = statement("SELECT state, COUNT(*) FROM notifications GROUP BY state")
@@ -70,6 +70,7 @@ class SentRecord:
     created_at: datetime
     sent_at: datetime | None  # when the SMTP server took it
     attempts: int
+    detail: dict[str, Any] = field(default_factory=dict)  # what the e-mail said beyond the outage (a security error's text)
 
 
 class Notifications(Database):
@@ -124,8 +125,9 @@ class Notifications(Database):
 
     def notifications_of(self, meter_id: str, limit: int = 50) -> list[SentRecord]:
         """What this customer was sent (or is about to be), newest first."""
-        return [SentRecord(Event(e), NotificationState(s), None if o is None else int(o), from_epoch(c), from_epoch(t), int(a))
-                for e, s, o, c, t, a in self._query(OF_METER, {"meter_id": meter_id, "limit": limit})]
+        return [SentRecord(Event(e), NotificationState(s), None if o is None else int(o), from_epoch(c), from_epoch(t), int(a),
+                           json.loads(d))
+                for e, s, o, c, t, a, d in self._query(OF_METER, {"meter_id": meter_id, "limit": limit})]
 
     def notification_states(self) -> list[tuple[str, str, str, int]]:
         """(key, event, state, attempts) of every notification, for operators and tests."""

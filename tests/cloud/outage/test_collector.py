@@ -191,3 +191,27 @@ def test_two_collector_processes_split_the_load_and_neither_lose_nor_double_coun
     stored = [int(m.group(2)) for m in stats]
     assert all(n > 0 for n in stored) and sum(stored) == 600  # the broker shared the load; none counted twice
     assert sum(int(m.group(3)) for m in stats) == 50
+
+
+def contract_state(meter: str, version: int, at, company: str = "A", switch: object = "immediate") -> bytes:
+    return json.dumps({"meter_id": meter, "at": iso(at), "version": version,
+                       "in_force": [{"role": "supply", "company": company, "name": f"{company}社",
+                                     "data_types": ["time", "energy"], "menu": None, "since": iso(at)}],
+                       "pending": [{"id": 3, "kind": "supply", "action": "contract", "company": "B", "name": "B社",
+                                    "switch": switch, "data_types": ["time"], "menu": "夜トク", "source": "remote"}]}).encode()
+
+
+def test_a_meters_contract_state_keeps_the_newest_and_refuses_a_malformed_one(storage, day_clock):
+    c = Collector(storage, day_clock)
+    now = day_clock.now()
+    c.handle("meters/m1/contracts", contract_state("m1", 2, now, "B", {"weekly": [{"day": "fri", "at": "18:00"}]}))
+    c.handle("meters/m1/contracts", contract_state("m1", 1, now, "A"))  # older, delivered late
+    c.handle("meters/m2/contracts", contract_state("m1", 5, now))  # another meter's topic
+    c.handle("meters/m1/contracts", contract_state("m1", 6, now, switch="next tuesday"))
+    c.handle("meters/m1/contracts", contract_state("m1", 7, now + timedelta(hours=1)))  # from the future
+    c.flush()
+    state = storage.contract_state("m1")
+    assert state.version == 2 and state.in_force[0]["company"] == "B"
+    assert state.pending[0]["switch"] == {"weekly": [{"day": "fri", "at": "18:00"}]}
+    assert storage.contract_state("m2") is None
+    assert c.stats.contract_states == 2 and len(storage.dead_letters()) == 3
