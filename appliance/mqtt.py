@@ -90,7 +90,7 @@ class MqttUplink:
                 on_lost: Callable[[], None] | None = None) -> bool:
         if not self._state.connected:
             return False
-        return self._publish(topic, payload, on_ack, on_lost=on_lost)
+        return self._publish(topic, payload, on_ack, retain=topics.retained(topic), on_lost=on_lost)
 
     def _publish(self, topic: str, payload: bytes, on_ack: Callable[[], None], retain: bool = False,
                  on_lost: Callable[[], None] | None = None) -> bool:

@@ -388,12 +388,18 @@ class Store:
         )
 
     def released(self, now: datetime, after_id: int, limit: int, exclude_topics: tuple[str, ...] = ()) -> list[OutboxRow]:
-        """Rows due by ``now`` with an id above ``after_id``, oldest first, none on ``exclude_topics``."""
+        """Rows due by ``now`` with an id above ``after_id``, oldest first, none on ``exclude_topics``.
+
+        A row never passes an earlier row of its topic that is not due yet: a company receives its
+        messages in the order they were queued, even when one was queued with a later release time
+        (an event stamped a moment after the step's ``now``, a send interval that changed)."""
         marks = ",".join("?" * len(exclude_topics))
+        epoch = to_epoch(now)
         rows = self.db.execute(
-            "SELECT id, topic, payload, company_code FROM outbox WHERE id > ? AND release_at <= ?"
+            "SELECT id, topic, payload, company_code FROM outbox o WHERE id > ? AND release_at <= ?"
+            " AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.topic = o.topic AND e.id < o.id AND e.release_at > ?)"
             + (f" AND topic NOT IN ({marks})" if exclude_topics else "") + " ORDER BY id LIMIT ?",
-            (after_id, to_epoch(now), *exclude_topics, limit),
+            (after_id, epoch, epoch, *exclude_topics, limit),
         ).fetchall()
         return [OutboxRow(r[0], r[1], bytes(r[2]), r[3]) for r in rows]
 

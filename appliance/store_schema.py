@@ -184,10 +184,16 @@ def step_3_alert_counts(db: sqlite3.Connection) -> None:
     _run(db, ALERT_COUNTS)
 
 
+def step_4_outbox_topic_order(db: sqlite3.Connection) -> None:
+    """An index for the pump's rule that no row passes an earlier one of its topic (see Store.released)."""
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_topic ON outbox(topic, id)")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     step_1_baseline,
     step_2_breaker_requests,
     step_3_alert_counts,
+    step_4_outbox_topic_order,
 )
 LATEST = len(MIGRATIONS)
 

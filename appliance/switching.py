@@ -45,6 +45,11 @@ class Switcher:
             # A weekly rule starts with its first occurrence after it was stored, not retroactively.
             since = book["last_applied"] or (change.received_at if change.switch.weekly else None)
             occurrence = latest_due(change.switch, now, since)
+            if occurrence is not None and change.switch.immediate and change.received_at is not None:
+                # An immediate change is due from the moment it arrived, not "now" again at every step:
+                # the company's confirmation (S804 gate) names this occurrence and must still match it
+                # when the answer comes back a moment later.
+                occurrence = min(change.received_at, now)
             if occurrence is not None:
                 out.append(DueChange(change, occurrence))
         out.sort(key=lambda d: (d.occurrence, d.change.id))

@@ -29,3 +29,8 @@ def company_events(company_code: str, meter_id: str) -> str:
 def contracts(meter_id: str) -> str:
     """The meter's contracts in force and pending, for the customer's page (embodiment 3)."""
     return f"meters/{meter_id}/contracts"
+
+
+def retained(topic: str) -> bool:
+    """A state topic: the broker keeps the last one for a receiver that subscribes later."""
+    return topic.startswith("meters/") and topic.endswith("/contracts")

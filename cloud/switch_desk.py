@@ -121,12 +121,15 @@ class SerialBook:
 
 class SwitchDesk:
     def __init__(self, company: DeskCompany, *, key, certificate: bytes, serials: SerialBook, publish: Publisher,
-                 clock: Clock, secret: bytes) -> None:
+                 clock: Clock, secret: bytes, offer_clock: Clock | None = None) -> None:
+        """``clock``: the time the meter keeps (documents and switch times); ``offer_clock``: the customer's,
+        for how long an offer stays open (default the same; the demo's meter runs on simulated time)."""
         cert = parse_certificate(certificate)
         if cert.company_code != company.code or cert.role is not company.role:
             raise ValueError(f"the certificate is for {cert.company_code} ({cert.role.value}), not {company.code}")
         self.company, self.key, self.certificate = company, key, certificate
         self.serials, self.publish, self.clock = serials, publish, clock
+        self.offer_clock = offer_clock or clock
         self._secret = hashlib.sha256(b"switch-desk:" + company.code.encode() + secret).digest()
 
     # -- step 2 ----------------------------------------------------------------------------------
@@ -136,7 +139,7 @@ class SwitchDesk:
         if request.menu is not None and request.menu not in self.company.menus:
             raise DeskRefusal("menu", "desk_unknown_menu")
         self._check_switch(request.switch)
-        expires = self.clock.now() + OFFER_TTL
+        expires = self.offer_clock.now() + OFFER_TTL
         body = json.dumps({"r": request.to_json(), "e": iso(expires)}, sort_keys=True, ensure_ascii=False).encode()
         mac = hmac.new(self._secret, body, hashlib.sha256).digest()
         token = base64.urlsafe_b64encode(body).decode() + "." + base64.urlsafe_b64encode(mac).decode()
@@ -155,7 +158,7 @@ class SwitchDesk:
         if data is None:
             raise DeskRefusal("offer", "desk_bad_offer")
         expires = parse_iso(data["e"])
-        if self.clock.now() > expires:
+        if self.offer_clock.now() > expires:
             raise DeskRefusal("offer", "desk_offer_expired")
         return Offer(SwitchRequest.from_json(data["r"]), self.company, expires, token)
 

@@ -23,6 +23,7 @@ from appliance.datatypes import parse_data_types
 from appliance.domain import Action, Company, ContractChange, Role
 from appliance.schedule import parse_switch
 
+from .demo_web import DemoWeb, WebNotStarted
 from .emulation import EmulatedSystem, demo_start_time, publish
 
 DEFAULT_WORKDIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "smartmeter-demo"
@@ -36,6 +37,9 @@ def register(groups) -> None:
     p.add_argument("--duration", type=float, help="stop after this many real seconds (default: until Ctrl-C)")
     p.add_argument("--plain", action="store_true", help="print lines instead of the live screen (automatic without a TTY)")
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where the demo keeps its stores (wiped at start)")
+    p.add_argument("--web-port", type=int, default=8000,
+                   help="where the web pages listen, on 127.0.0.1 (default 8000)")
+    p.add_argument("--no-web", action="store_true", help="do not serve the web pages")
     p.add_argument("--no-ui", action="store_true",
                    help="do not open the touch-screen emulation beside the live view even if a display is present")
     p.set_defaults(func=cmd_demo)
@@ -49,6 +53,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             speed=args.speed, start=demo_start_time(), commissioned=("TEPCO-EP", "HEMS-LAB"),
                             card_slots=with_ui).start_all()
     _store_demo_changes(system)
+    try:
+        web = None if args.no_web else DemoWeb(system, args.web_port).start()
+    except WebNotStarted as exc:
+        system.stop_all()
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    if web is not None:
+        print(web.banner(), flush=True)
     control = ui = None
     if with_ui:
         control = publish(system)
@@ -69,6 +81,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ui.wait(10)
         if control is not None:
             control.close()
+        if web is not None:
+            web.stop()
         system.stop_all()
     _print_summary(system)
     return 0

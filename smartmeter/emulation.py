@@ -127,7 +127,7 @@ class EmulatedSystem:
         self.broker = LocalMosquitto(workdir=Path(tempfile.mkdtemp(prefix="emu-broker-")), parties=parties).start()
         self.emulator = ChipEmulator(get_profile(self.profile), self.clock)
         chip_port = self.emulator.start_tcp()
-        company_keys = self._issue_cards()
+        self.company_keys = company_keys = self._issue_cards()
         for c in self.companies:
             key, cert = company_keys[c.code]
             self.servers[c.code] = CompanyServer(
@@ -296,6 +296,15 @@ class EmulatedSystem:
                 "broker": {"host": self.broker.host, "port": self.broker.port},
                 "companies": {c: str(self.workdir / f"company-{c}.sqlite3") for c in self.servers},
                 "workdir": str(self.workdir)}
+
+    def desk_company(self, c: EmulatedCompany):
+        """What company ``c``'s switching desk offers: the data types and menu its cards carry."""
+        from cloud.switch_desk import DeskCompany
+
+        menus = tuple(dict.fromkeys(card.menu for card in EXAMPLE_CARDS
+                                    if card.code == c.code and card.menu and not card.foreign))
+        return DeskCompany(c.code, c.name, c.role, f"mqtts://{c.code.lower()}.example",
+                           tuple(DataType(t) for t in c.data_types.split(",")), menus)
 
     # -- contracts and cards ----------------------------------------------------------------------
     def _issue_cards(self) -> dict[str, tuple[Any, bytes]]:

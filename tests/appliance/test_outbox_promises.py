@@ -118,3 +118,23 @@ def test_clean_stops_and_restarts_repeat_nothing(tmp_path, broker):
     finally:
         wire.stop()
         emulator.stop()
+
+
+def test_a_row_never_passes_an_earlier_row_of_its_topic_that_is_not_due_yet(tmp_path):
+    """Seen in the demo on a running clock: a change's contract_scheduled, stamped a moment after the
+    step began, was passed by the confirm_request queued behind it, and the company could not confirm."""
+    from datetime import datetime
+
+    from appliance.clock import JST
+    from appliance.store import Store
+
+    store = Store(tmp_path / "meter.db")
+    t = datetime(2026, 11, 23, 9, 0, tzinfo=JST)
+    events, other = "companies/B/meters/M/events", "companies/C/meters/M/events"
+    store.enqueue(events, {"event": "contract_scheduled"}, t + timedelta(milliseconds=60), "B")
+    store.enqueue(events, {"event": "confirm_request"}, t, "B")
+    store.enqueue(other, {"event": "contract_ending"}, t, "C")
+    assert [r.topic for r in store.released(t, 0, 10)] == [other]  # B's request waits behind its earlier event
+    assert [json.loads(r.payload)["event"] for r in store.released(t + timedelta(seconds=1), 0, 10)
+            if r.topic == events] == ["contract_scheduled", "confirm_request"]
+    store.close()

@@ -33,7 +33,8 @@ EMAIL = "hanako@example.jp"
 
 
 class Stepper:
-    """Runs the meter service's steps in the background, in real time, as its own loop would."""
+    """Runs the meter service's steps in the background as its own loop would, its clock running on
+    (a second per step): the company's answer arrives at a later step than its request."""
 
     def __init__(self, rig) -> None:
         self.rig, self.stop = rig, threading.Event()
@@ -43,6 +44,7 @@ class Stepper:
     def _run(self) -> None:
         while not self.stop.is_set():
             self.rig.service.step()
+            self.rig.clock.advance(timedelta(seconds=1))
             time.sleep(0.03)
 
     def close(self) -> None:
