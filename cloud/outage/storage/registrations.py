@@ -23,8 +23,12 @@ UPSERT = statement(
     ":language, :unsubscribed, :commissioned_at, :street, :postal_code, :substation, :feeder, :section) "
     "ON CONFLICT (meter_id) DO UPDATE SET customer_number = excluded.customer_number, "
     "prefecture = excluded.prefecture, city = excluded.city, district = excluded.district, "
-    "area = excluded.area, concentrator_id = excluded.concentrator_id, email = excluded.email, "
-    "name = excluded.name, language = excluded.language, unsubscribed = excluded.unsubscribed, "
+    "area = excluded.area, concentrator_id = excluded.concentrator_id, "
+    # what the customer confirmed on the public site is theirs: the records' address, name and language
+    # do not replace it; and only the customer lifts an opt-out (the site's resubscribe or confirmation)
+    + ", ".join(f"{c} = CASE WHEN registrations.email_confirmed_at IS NULL THEN excluded.{c} ELSE registrations.{c} END"
+                for c in ("email", "name", "language")) + ", "
+    "unsubscribed = CASE WHEN registrations.unsubscribed = 1 THEN 1 ELSE excluded.unsubscribed END, "
     # a re-registration that does not say when the meter was commissioned keeps what was known
     "commissioned_at = COALESCE(excluded.commissioned_at, registrations.commissioned_at), "
     # nor does one without the street address forget what the customer entered on the public site

@@ -36,3 +36,19 @@ def test_an_import_keeps_the_customers_street_and_forgetting_erases_it(storage):
     r = storage.registration("SM1")
     assert (r.email, r.pending_email, r.name, r.street, r.postal_code, r.email_confirmed_at) == (None, None, "", "", "", None)
     assert r.unsubscribed and (r.customer_number, r.area) == ("C1", AREA)
+
+
+def test_an_import_never_replaces_a_confirmed_address_nor_lifts_an_opt_out(storage):
+    storage.upsert_registrations([Registration("SM1", "C1", AREA, "CN1", email="old@example.jp", name="旧"),
+                                  Registration("SM2", "C2", AREA, "CN1", email="records@example.jp")])
+    storage.request_email("SM1", "mine@example.jp", "山田 花子", "1-2-3", "7300011", Language.EN)
+    storage.confirm_email("SM1", "mine@example.jp", AT)
+    storage.set_unsubscribed("SM2", True)
+    storage.upsert_registrations([Registration("SM1", "C1", AREA, "CN1", email="old@example.jp", name="旧"),
+                                  Registration("SM2", "C2", AREA, "CN1", email="new-records@example.jp")])
+    one, two = storage.registration("SM1"), storage.registration("SM2")
+    assert (one.email, one.name, one.language) == ("mine@example.jp", "山田 花子", Language.EN)
+    assert two.email == "new-records@example.jp" and two.unsubscribed and not two.reachable
+    storage.forget_registration("SM1")  # deleted on the site: the next import brings back no e-mail
+    storage.upsert_registrations([Registration("SM1", "C1", AREA, "CN1", email="old@example.jp")])
+    assert not storage.registration("SM1").reachable
