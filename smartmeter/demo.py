@@ -23,6 +23,7 @@ from appliance.datatypes import parse_data_types
 from appliance.domain import Action, Company, ContractChange, Role
 from appliance.schedule import parse_switch
 
+from . import demo_view
 from .demo_web import DemoWeb, WebNotStarted
 from .emulation import EmulatedSystem, demo_start_time, publish
 
@@ -125,56 +126,14 @@ def _run_plain(system: EmulatedSystem, deadline: float | None, running) -> None:
         v = s["view"]
         r = v.last_reading or {}
         got = " ".join(f"{c}={x['count']}" for c, x in s["received"].items())
-        print(f"{v.now.astimezone(JST):%H:%M} JST  power {r.get('power_w')} W  energy {r.get('energy_wh')} Wh  "
-              f"supply {next((c.company.code for c in v.in_force if c.role == 'supply'), '-')}  "
-              f"queued {v.queued}  received: {got}", flush=True)
+        supply = next((c.company.code for c in v.in_force if c.role == "supply"), "-")
+        print(f"{v.now.astimezone(JST):%H:%M} JST  power {demo_view.value(r.get('power_w'), 'W')} "
+              f"({demo_view.flow(r.get('power_w'))})  energy {demo_view.value(r.get('energy_wh'), 'Wh')}  "
+              f"power company {supply}  waiting to send {v.queued}  readings received: {got}", flush=True)
 
 
 def _run_live(system: EmulatedSystem, deadline: float | None, running) -> None:
-    from rich.live import Live
-
-    with Live(_render(_snapshot(system), system), refresh_per_second=2, screen=False) as live:
-        while running() and (deadline is None or time.monotonic() < deadline):
-            time.sleep(0.5)
-            live.update(_render(_snapshot(system), system))
-
-
-def _render(s: dict, system: EmulatedSystem):
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.table import Table
-
-    v = s["view"]
-    r = v.last_reading or {}
-    link = v.link
-    head = (f"[b]スマートメーター デモ[/b]  meter {v.meter_id}   simulated {v.now.astimezone(JST):%Y-%m-%d %H:%M} JST "
-            f"(x{system.speed:g})   broker {system.broker.host}:{system.broker.port} "
-            f"{'[green]connected[/]' if link and link.connected else '[red]' + (link.detail if link else '') + '[/]'}")
-    p = r.get("power_w")
-    flow = "—" if p is None else ("forward 順潮流" if p > 5 else "reverse 逆潮流" if p < -5 else "no load 無負荷")
-    measured = Table.grid(padding=(0, 3))
-    measured.add_row(f"power {p} W ({flow})", f"energy {r.get('energy_wh')} Wh (export {r.get('export_wh')} Wh)",
-                     f"window {str(r.get('interval_start', ''))[11:16]}–{str(r.get('interval_end', ''))[11:16]}")
-    measured.add_row(f"voltage {r.get('voltage_v')} V", f"current {r.get('current_a')} A",
-                     f"pf {r.get('power_factor')}  {r.get('frequency_hz')} Hz")
-    measured.add_row(f"import total {r.get('import_wh_total')} Wh", f"export total {r.get('export_wh_total')} Wh",
-                     f"reading seq {r.get('seq')}   queued {v.queued}")
-    contracts = Table("role", "company", "data types it receives", "menu / switch", expand=True)
-    for c in v.in_force:
-        contracts.add_row(c.role.value, f"{c.company.code} {c.company.name}", ", ".join(t.value for t in c.data_types),
-                          c.menu or "")
-    for pnd in v.pending:
-        contracts.add_row(f"[yellow]pending #{pnd.id}[/]", f"{pnd.company.code} {pnd.company.name}",
-                          ", ".join(t.value for t in pnd.data_types), f"{pnd.action.value} at {pnd.switch_text}")
-    who = Table("company", "readings received", "last payload (exactly its data types)", "events", expand=True)
-    for code, x in s["received"].items():
-        last = x["last"] or {}
-        fields = {k: val for k, val in last.items() if k not in ("meter_id", "company_code")}
-        dup = x["summary"].duplicates
-        who.add_row(code, f"{x['count']}" + (f" (+{dup} dup dropped)" if dup else ""),
-                    ", ".join(f"{k}={val}" for k, val in fields.items())[:90], ", ".join(x["events"])[-60:])
-    return Group(head, Panel(measured, title="Measured (S807/S808)"), Panel(contracts, title="Contracts (56A / 56B)"),
-                 Panel(who, title="Who received what (S805/S806)"))
+    demo_view.run_live(_snapshot, system, deadline, running)
 
 
 def _print_summary(system: EmulatedSystem) -> None:

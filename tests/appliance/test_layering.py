@@ -25,6 +25,7 @@ FORBIDDEN = {
 DEVKIT_AT_CALL_TIME = {"drivers/cards/sim.py"}
 # smartmeter's modules that are development tools (emulation, demo, benchmarks) may import devkit.
 SMARTMETER_DEV = ("smartmeter/emulation.py", "smartmeter/attach.py", "smartmeter/control.py", "smartmeter/demo.py",
+                  "smartmeter/demo_web.py", "smartmeter/demo_view.py",
                   "smartmeter/bench/")
 
 
