@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,12 +18,30 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Create ``path`` readable by its owner only, before any secret byte is written to it."""
+    """Replace ``path`` with ``data``, readable by its owner only before any secret byte is written.
+
+    Written beside it and renamed over it, so a reader (a login checking the accounts file) sees the
+    old file or the new one, never half of one. A file owned by a service account stays its own when
+    root writes it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, 0o600)  # an existing file keeps its mode on open: make sure
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600, a new name
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if path.exists():
+                old = path.stat()
+                try:
+                    os.fchown(f.fileno(), old.st_uid, old.st_gid)
+                except PermissionError:
+                    pass  # not root: the file is ours already
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 class CertificateAuthority:

@@ -1,7 +1,7 @@
 """Who may use the outage manager's API: HTTP Basic credentials checked against the operators'
 accounts (:mod:`cloud.accounts`). A ``viewer`` may read; only an ``operator`` may write.
 
-A password check costs a deliberate ~50 ms of scrypt, so a good login is remembered for a minute
+A password check costs a deliberate ~70 ms of Argon2id, so a good login is remembered for a minute
 (keyed by a hash of the credentials, never the password), and a client that keeps failing is turned
 away unchecked for a while: a flood of bad passwords cannot keep the server's cores busy.
 """
