@@ -228,7 +228,8 @@ def test_every_page_in_both_languages_at_both_widths(world, browser):
 
     def browser_for(who: str):
         if who not in contexts:
-            context = browser.new_context(viewport={"width": WIDTHS["desktop"], "height": 800}, timezone_id="Asia/Tokyo")
+            context = browser.new_context(viewport={"width": WIDTHS["desktop"], "height": 800}, locale="ja-JP",
+                                          timezone_id="Asia/Tokyo")
             contexts[who] = context.new_page()
             if who != "public":
                 sign_in(contexts[who], site, OPERATOR if who == "operator" else VIEWER)
@@ -245,6 +246,7 @@ def test_every_page_in_both_languages_at_both_widths(world, browser):
                 visited.add(urlparse(page.url).path)
                 for form, width in WIDTHS.items():
                     page.set_viewport_size({"width": width, "height": 800})
+                    page.evaluate("document.activeElement && document.activeElement.blur()")  # no ring left from the walk
                     shot(page, f"{visit.name}-{lang}-{form}")
                     for problem in check(page, lang, form == "phone"):
                         problems.setdefault(f"{visit.name}-{lang}-{form}", []).append(problem)
