@@ -7,7 +7,6 @@ link and control reached by the Tab key with a visible focus mark.
 The sweep fails when the app has a GET route no visit opens, so a new page cannot escape it."""
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,20 +18,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "cards"))  # cardkit
 
-from cardkit import certified_company  # noqa: E402
-from operators import OPERATOR, TEST_KEY, VIEWER  # noqa: E402
-from playwright.sync_api import expect  # noqa: E402
-from smtp_sink import smtp_server  # noqa: E402
-from webkit import Site, shot, sign_in  # noqa: E402
+from cardkit import certified_company
+from operators import OPERATOR, TEST_KEY, VIEWER
+from playwright.sync_api import expect
+from smtp_sink import smtp_server
+from webkit import Site, shot, sign_in
 
-from appliance.clock import JST, ManualClock  # noqa: E402
-from appliance.datatypes import parse_data_types  # noqa: E402
-from appliance.domain import Role  # noqa: E402
-from appliance.trust import keys  # noqa: E402
-from cloud.outage.mail import Sender  # noqa: E402
-from cloud.outage.model import Area, Language, Registration  # noqa: E402
-from cloud.switch_desk import DeskCompany, SerialBook, SwitchDesk  # noqa: E402
-from cloud.web.mailer import Mailer, link_subject  # noqa: E402
+from appliance.clock import JST, ManualClock
+from appliance.datatypes import parse_data_types
+from appliance.domain import Role
+from appliance.trust import keys
+from cloud.outage.mail import Sender
+from cloud.outage.model import Area, Language, Registration
+from cloud.switch_desk import DeskCompany, SerialBook, SwitchDesk
+from cloud.web.mailer import Mailer, link_subject
 
 CHECKS = (Path(__file__).parent / "a11y.js").read_text()
 WIDTHS = {"desktop": 1280, "phone": 360}
