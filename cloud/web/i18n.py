@@ -96,6 +96,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "msg_csrf": ("ページの有効期限が切れました。もう一度お試しください。", "This page has expired. Please try again."),
     "msg_viewer": ("閲覧のみのアカウントでは変更できません。", "A viewer account cannot change anything."),
     "audit_title": ("操作履歴", "Audit log"),
+    "audit_login_failed": ("サインイン失敗", "Sign-in refused"),
+    "audit_outage_update": ("停電情報の入力", "Outage input"),
+    "audit_remote_switch": ("お客さまによる契約の切り替え", "Customer's contract switch"),
     "col_at": ("日時", "At"),
     "col_actor": ("操作者", "By"),
     "col_action": ("操作", "Action"),
@@ -112,6 +115,9 @@ class Tx:
     @property
     def code(self) -> str:
         return self.lang.value
+
+    def has(self, key: str) -> bool:
+        return key in TEXTS
 
     def t(self, key: str, **fmt: object) -> str:
         text = TEXTS[key][0 if self.lang is Language.JA else 1]
