@@ -17,7 +17,8 @@ from .store import Store
 
 
 def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
-    """56D: ``meter_id``, ``company_code``, ``seq`` and the fields of the contracted data types, nothing else."""
+    """56D: ``meter_id``, ``company_code``, ``seq``, the fields of the contracted data types and, when
+    the contract has one, its tariff ``menu`` (56D carries the menu the data was measured under)."""
     payload: dict[str, Any] = {
         "meter_id": reading.meter_id,
         "company_code": contract.company.code,
@@ -25,6 +26,8 @@ def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
     }
     for name in fields_of(contract.data_types):
         payload[name] = reading.field_value(name)
+    if contract.menu:
+        payload["menu"] = contract.menu
     return payload
 
 
