@@ -24,6 +24,7 @@ from .documents import DocumentIntake, command_type
 from .domain import Contract, Reading
 from .interfaces import Breaker, MeteringChip
 from .measure import Measurer
+from .remote_breaker import RemoteBreaker
 from .sending import Sender
 from .store import Store
 from .contract_state import ContractStatePublisher
@@ -64,6 +65,8 @@ class MeterService:
                                    root_public_key, self.breaker, clock)
         self.documents = (DocumentIntake(MeterAPI(store, settings.meter_id, settings.measurement_interval, clock),
                                          root_public_key) if root_public_key is not None else None)
+        self.remote_breaker = (RemoteBreaker(store, settings.meter_id, root_public_key, clock)
+                               if root_public_key is not None else None)
         self._commands: "queue.Queue[bytes]" = queue.Queue(COMMAND_QUEUE)
         self.commands_dropped = 0  # too large, or the queue was full
         self._drop_logged: datetime | None = None
@@ -137,8 +140,10 @@ class MeterService:
                 self.confirmer.on_confirm(payload, now)
             elif kind == "contract_change" and self.documents is not None:
                 self.documents.submit_command(payload)
-            elif kind == "contract_change":
-                log.warning("ignored a remote contract change: no trust anchor configured (trust.registry_public_key)")
+            elif kind == "breaker" and self.remote_breaker is not None:
+                self.remote_breaker.submit(payload)  # applied below, with the installer's requests
+            elif kind in ("contract_change", "breaker"):
+                log.warning("ignored a remote %s: no trust anchor configured (trust.registry_public_key)", kind)
             else:
                 log.warning("ignored a command of unknown type %r", kind)
 

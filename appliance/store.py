@@ -62,6 +62,7 @@ class BreakerRequest:
     requested_at: datetime
     applied_at: datetime | None  # None while pending
     outcome: str | None  # applied | refused | replayed
+    source: str = "installer"  # installer | grid:{operator code} (a signed breaker command)
 
 
 PAGE_CACHE_KIB = 256
@@ -137,13 +138,20 @@ class Store:
     def set_breaker_state(self, state: BreakerState) -> None:
         self.set_meta("breaker", state.to_json())
 
-    def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime) -> int:
+    def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime,
+                            source: str = "installer") -> int:
         with self.transaction():
-            cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at)"
-                                  " VALUES(?,?,?,?)", (action, reason, int(override), to_epoch(at)))
+            cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at, source)"
+                                  " VALUES(?,?,?,?,?)", (action, reason, int(override), to_epoch(at), source))
             return int(cur.lastrowid)
 
-    _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome"
+    def breaker_requests(self, limit: int = 50) -> list[BreakerRequest]:
+        """The journal of breaker operations asked for, newest first."""
+        rows = self.db.execute(f"SELECT {self._BREAKER_REQUEST_COLS} FROM breaker_requests ORDER BY id DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [self._breaker_request(r) for r in rows]
+
+    _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome, source"
 
     def pending_breaker_requests(self) -> list[BreakerRequest]:
         """Not yet applied, oldest first."""
@@ -165,7 +173,7 @@ class Store:
     @staticmethod
     def _breaker_request(r: tuple) -> BreakerRequest:
         return BreakerRequest(r[0], r[1], r[2], bool(r[3]), from_epoch(r[4]),
-                              from_epoch(r[5]) if r[5] is not None else None, r[6])
+                              from_epoch(r[5]) if r[5] is not None else None, r[6], r[7])
 
     # -- readings -----------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> None:

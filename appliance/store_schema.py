@@ -189,11 +189,18 @@ def step_4_outbox_topic_order(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS outbox_topic ON outbox(topic, id)")
 
 
+def step_5_breaker_request_source(db: sqlite3.Connection) -> None:
+    """Who asked for a breaker operation: the installer on site, or the grid operator by a signed
+    ``breaker`` command (``grid:{code}``); earlier rows were all the installer's."""
+    db.execute("ALTER TABLE breaker_requests ADD COLUMN source TEXT NOT NULL DEFAULT 'installer'")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     step_1_baseline,
     step_2_breaker_requests,
     step_3_alert_counts,
     step_4_outbox_topic_order,
+    step_5_breaker_request_source,
 )
 LATEST = len(MIGRATIONS)
 

@@ -163,7 +163,8 @@ def assert_migrated_without_loss(path) -> None:
             assert table_rows(db, table) == rows, table
         # only the pending request moved, with its id (the relay's command_id) and its time
         assert table_rows(db, "breaker_requests") == [
-            (4, "release", "work done", 0, datetime.fromisoformat("2026-11-23T09:01:00+09:00").timestamp(), None, None)]
+            (4, "release", "work done", 0, datetime.fromisoformat("2026-11-23T09:01:00+09:00").timestamp(), None, None,
+             "installer")]  # step 5: every earlier request was the installer's
     finally:
         db.close()
 

@@ -1,0 +1,87 @@
+"""The meter core without hardware or broker: a chip whose registers advance by a fixed power, an
+uplink that acknowledges every publish at once and keeps it, and a small registry (PKI)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from appliance.clock import JST, ManualClock
+from appliance.domain import Role, Sample
+from appliance.service import MeterService, ServiceSettings
+from appliance.store import Store
+from appliance.trust import keys
+from appliance.trust.certificate import CertifiedRole, issue_certificate
+from appliance.uplink import LinkState
+
+METER = "MTR-K1"
+START = datetime(2026, 11, 23, 0, 0, tzinfo=JST)
+
+
+class SteadyChip:
+    """``power_w`` of steady import: the import register grows by power x time on the clock."""
+
+    def __init__(self, clock: ManualClock, power_w: float = 600.0) -> None:
+        self.clock, self.power_w = clock, power_w
+
+    def read_sample(self) -> Sample:
+        hours = (self.clock.now() - START).total_seconds() / 3600
+        return Sample(at=self.clock.now(), ok=True, voltage_v=100.0, current_a=self.power_w / 100, power_w=self.power_w,
+                      import_wh_total=round(1000 + self.power_w * hours, 3), export_wh_total=0.0, frequency_hz=50.0,
+                      power_factor=1.0)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class KeptUplink:
+    """Acknowledges every publish at once; ``sent`` keeps (topic, body) in order."""
+
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    on_command: Callable[[bytes], None] | None = None
+
+    def publish(self, topic: str, payload: bytes, on_ack: Callable[[], None], on_lost=None) -> bool:
+        self.sent.append((topic, json.loads(payload)))
+        on_ack()
+        return True
+
+    def state(self) -> LinkState:
+        return LinkState(True)
+
+    def on(self, topic_end: str) -> list[dict[str, Any]]:
+        return [body for topic, body in self.sent if topic.endswith(topic_end)]
+
+
+@dataclass
+class Party:
+    code: str
+    key: Any
+    cert: bytes
+
+
+@dataclass
+class Registry:
+    root: Any = field(default_factory=keys.generate)
+
+    @property
+    def public(self) -> bytes:
+        return keys.public_raw(self.root)
+
+    def certify(self, code: str, role: CertifiedRole) -> Party:
+        key = keys.generate()
+        cert = issue_certificate(self.root, company_code=code, name=f"{code}社", role=role, public_key=key.public_key(),
+                                 not_before=START - timedelta(days=30), not_after=START + timedelta(days=365))
+        return Party(code, key, cert)
+
+
+def core(tmp_path, clock: ManualClock, *, interval: timedelta = timedelta(minutes=30),
+         root_public_key: bytes | None = None, breaker=None) -> tuple[MeterService, KeptUplink]:
+    uplink = KeptUplink()
+    service = MeterService(ServiceSettings(METER, interval), Store(tmp_path / "meter.sqlite3"), SteadyChip(clock),
+                           uplink, clock, root_public_key=root_public_key, breaker=breaker)
+    return service, uplink
+
+
+__all__ = ["METER", "START", "Role", "core", "Registry", "Party", "KeptUplink", "SteadyChip"]
