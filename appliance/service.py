@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -83,7 +83,7 @@ class MeterService:
                 return
             now = self.clock.now()
             for c in contracts:
-                self.store.put_contract(Contract(c.role, c.company, c.data_types, c.send_interval, c.menu, since=now))
+                self.store.put_contract(replace(c, since=now, change_id=None))
             self.store.set_meta("commissioned", True)
         log.info("commissioned with %d contract(s)", len(contracts))
 

@@ -122,6 +122,9 @@ class Store:
             (key, json.dumps(value)),
         )
 
+    def delete_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+
     def next_counter(self, key: str) -> int:
         """A per-meter counter that is strictly increasing and never reused (seq, event_id)."""
         with self.transaction():
@@ -211,6 +214,12 @@ class Store:
     def entitle(self, seq: int, company_code: str) -> None:
         self.db.execute("INSERT INTO entitlements(seq, company_code) VALUES(?, ?)", (seq, company_code))
 
+    def entitled_readings(self, company_code: str, from_seq: int) -> list[dict[str, Any]]:
+        """The stored readings owed to a company from ``from_seq`` on, oldest first."""
+        rows = self.db.execute("SELECT r.body FROM readings r JOIN entitlements e ON e.seq = r.seq"
+                               " WHERE e.company_code=? AND r.seq >= ? ORDER BY r.seq", (company_code, from_seq))
+        return [json.loads(r[0]) for r in rows]
+
     def entitlements(self, company_code: str | None = None) -> list[tuple[int, str]]:
         if company_code is None:
             return list(self.db.execute("SELECT seq, company_code FROM entitlements ORDER BY seq, company_code"))
@@ -220,8 +229,8 @@ class Store:
     # -- contracts in force (56A2 / 56A3) -------------------------------------------------
     def contracts(self) -> list[Contract]:
         rows = self.db.execute(
-            "SELECT role, company_code, name, server, data_types, send_interval, menu, since, change_id "
-            "FROM contracts ORDER BY role DESC, company_code"
+            "SELECT role, company_code, name, server, data_types, send_interval, menu, since, change_id,"
+            " measure_interval FROM contracts ORDER BY role DESC, company_code"
         ).fetchall()
         return [
             Contract(
@@ -232,6 +241,7 @@ class Store:
                 menu=r[6],
                 since=from_epoch(r[7]) if r[7] is not None else None,
                 change_id=r[8],
+                measure_interval=_seconds(r[9]),
             )
             for r in rows
         ]
@@ -244,10 +254,11 @@ class Store:
             self.db.execute("DELETE FROM contracts WHERE role='supply'")
         self.db.execute(
             "INSERT OR REPLACE INTO contracts(company_code, role, name, server, data_types, send_interval, menu,"
-            " since, change_id) VALUES(?,?,?,?,?,?,?,?,?)",
+            " since, change_id, measure_interval) VALUES(?,?,?,?,?,?,?,?,?,?)",
             (c.company.code, c.role.value, c.company.name, c.company.server,
              json.dumps([t.value for t in c.data_types]), c.send_interval.total_seconds(), c.menu,
-             to_epoch(c.since) if c.since else None, c.change_id),
+             to_epoch(c.since) if c.since else None, c.change_id,
+             c.measure_interval.total_seconds() if c.measure_interval else None),
         )
 
     def remove_contract(self, company_code: str) -> None:
@@ -257,17 +268,19 @@ class Store:
     def add_change(self, ch: ContractChange) -> int:
         cur = self.db.execute(
             "INSERT INTO changes(kind, action, company_code, company_name, server, data_types, menu, send_interval,"
-            " switch, source, serial, received_at, document) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " switch, source, serial, received_at, document, measure_interval) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ch.kind.value, ch.action.value, ch.company.code, ch.company.name, ch.company.server,
              json.dumps([t.value for t in ch.data_types]), ch.menu,
              ch.send_interval.total_seconds() if ch.send_interval else None,
              json.dumps(switch_to_wire(ch.switch)), ch.source, ch.serial, to_epoch(ch.received_at),
-             json.dumps(ch.document, ensure_ascii=False)),
+             json.dumps(ch.document, ensure_ascii=False),
+             ch.measure_interval.total_seconds() if ch.measure_interval else None),
         )
         return int(cur.lastrowid)
 
     _CHANGE_COLS = ("id, kind, action, company_code, company_name, server, data_types, menu, send_interval,"
-                    " switch, source, serial, received_at, document, state, last_applied, applied_count, note")
+                    " switch, source, serial, received_at, document, state, last_applied, applied_count, note,"
+                    " measure_interval")
 
     def changes(self, states: tuple[str, ...] = ("pending",)) -> list[tuple[ContractChange, dict[str, Any]]]:
         """Changes in the given states, oldest first, each with its bookkeeping (state, last_applied, ...)."""
@@ -296,6 +309,7 @@ class Store:
             serial=r[11],
             received_at=from_epoch(r[12]),
             document=json.loads(r[13]),
+            measure_interval=_seconds(r[18]),
         )
         book = {
             "state": r[14],
@@ -444,3 +458,7 @@ class Store:
 
     def delivered_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT company_code, count FROM delivered"))
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None

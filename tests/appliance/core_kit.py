@@ -20,16 +20,22 @@ START = datetime(2026, 11, 23, 0, 0, tzinfo=JST)
 
 
 class SteadyChip:
-    """``power_w`` of steady import: the import register grows by power x time on the clock."""
+    """Import at ``power_w`` (set it to change the load): the register grows by power x time on the clock."""
 
     def __init__(self, clock: ManualClock, power_w: float = 600.0) -> None:
         self.clock, self.power_w = clock, power_w
+        self._at, self._wh = clock.now(), 1000.0
+
+    def set_power(self, watts: float) -> None:
+        self.read_sample()  # the register up to now at the old power
+        self.power_w = watts
 
     def read_sample(self) -> Sample:
-        hours = (self.clock.now() - START).total_seconds() / 3600
-        return Sample(at=self.clock.now(), ok=True, voltage_v=100.0, current_a=self.power_w / 100, power_w=self.power_w,
-                      import_wh_total=round(1000 + self.power_w * hours, 3), export_wh_total=0.0, frequency_hz=50.0,
-                      power_factor=1.0)
+        now = self.clock.now()
+        self._wh += self.power_w * (now - self._at).total_seconds() / 3600
+        self._at = now
+        return Sample(at=now, ok=True, voltage_v=100.0, current_a=self.power_w / 100, power_w=self.power_w,
+                      import_wh_total=round(self._wh, 3), export_wh_total=0.0, frequency_hz=50.0, power_factor=1.0)
 
     def close(self) -> None:
         pass
@@ -51,7 +57,13 @@ class KeptUplink:
         return LinkState(True)
 
     def on(self, topic_end: str) -> list[dict[str, Any]]:
-        return [body for topic, body in self.sent if topic.endswith(topic_end)]
+        """What a receiver keeps of a topic: deduplicated on ``seq`` (a restart may resend a row whose
+        acknowledgement it had not recorded yet), in order."""
+        kept: dict[Any, dict[str, Any]] = {}
+        for topic, body in self.sent:
+            if topic.endswith(topic_end):
+                kept.setdefault(body.get("seq", len(kept)), body)
+        return list(kept.values())
 
 
 @dataclass
@@ -77,9 +89,11 @@ class Registry:
 
 
 def core(tmp_path, clock: ManualClock, *, interval: timedelta = timedelta(minutes=30),
-         root_public_key: bytes | None = None, breaker=None) -> tuple[MeterService, KeptUplink]:
-    uplink = KeptUplink()
-    service = MeterService(ServiceSettings(METER, interval), Store(tmp_path / "meter.sqlite3"), SteadyChip(clock),
+         root_public_key: bytes | None = None, breaker=None, chip: SteadyChip | None = None,
+         uplink: KeptUplink | None = None) -> tuple[MeterService, KeptUplink]:
+    """A meter service on ``tmp_path``'s store (the same store again: a restart)."""
+    uplink = uplink or KeptUplink()
+    service = MeterService(ServiceSettings(METER, interval), Store(tmp_path / "meter.sqlite3"), chip or SteadyChip(clock),
                            uplink, clock, root_public_key=root_public_key, breaker=breaker)
     return service, uplink
 
