@@ -9,11 +9,12 @@ from typing import Any, Callable
 
 from appliance.clock import JST, ManualClock
 from appliance.domain import Role, Sample
-from appliance.service import MeterService, ServiceSettings
-from appliance.store import Store
+from appliance.config import parse_config
+from appliance.service import MeterService
 from appliance.trust import keys
 from appliance.trust.certificate import CertifiedRole, issue_certificate
 from appliance.uplink import LinkState
+from smartmeter.assembly import build_meter
 
 METER = "MTR-K1"
 START = datetime(2026, 11, 23, 0, 0, tzinfo=JST)
@@ -91,11 +92,19 @@ class Registry:
 def core(tmp_path, clock: ManualClock, *, interval: timedelta = timedelta(minutes=30),
          root_public_key: bytes | None = None, breaker=None, chip: SteadyChip | None = None,
          uplink: KeptUplink | None = None) -> tuple[MeterService, KeptUplink]:
-    """A meter service on ``tmp_path``'s store (the same store again: a restart)."""
+    """A meter service on ``tmp_path``'s store (the same store again: a restart), assembled as every
+    meter is (smartmeter.assembly) around this kit's chip and uplink."""
     uplink = uplink or KeptUplink()
-    service = MeterService(ServiceSettings(METER, interval), Store(tmp_path / "meter.sqlite3"), chip or SteadyChip(clock),
-                           uplink, clock, root_public_key=root_public_key, breaker=breaker)
-    return service, uplink
+    raw: dict[str, Any] = {
+        "meter": {"id": METER, "measurement_interval": f"{interval.total_seconds():g}s",
+                  "store": str(tmp_path / "meter.sqlite3")},
+        "chip": {"profile": "sdm120", "tcp": "127.0.0.1:1"}}  # never dialled: the kit's chip is handed in
+    if root_public_key is not None:
+        (tmp_path / "registry.pub").write_bytes(root_public_key)
+        raw["trust"] = {"registry_public_key": str(tmp_path / "registry.pub")}
+    meter = build_meter(parse_config(raw, base=tmp_path), clock, chip=chip or SteadyChip(clock), uplink=uplink,
+                        breaker=breaker, commission=False)
+    return meter.service, uplink
 
 
 __all__ = ["METER", "START", "Role", "core", "Registry", "Party", "KeptUplink", "SteadyChip"]
