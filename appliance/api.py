@@ -32,15 +32,17 @@ class ContractView:
     menu: str | None
     send_interval: timedelta
     since: datetime | None
+    measure_interval: timedelta | None = None  # None: the meter's own measurement interval
 
     @classmethod
     def of(cls, c: Contract) -> ContractView:
-        return cls(c.role, c.company, c.data_types, c.menu, c.send_interval, c.since)
+        return cls(c.role, c.company, c.data_types, c.menu, c.send_interval, c.since, c.measure_interval)
 
     def to_json(self) -> dict[str, Any]:
         return {"role": self.role.value, "company": self.company.code, "name": self.company.name,
                 "server": self.company.server, "data_types": [t.value for t in self.data_types], "menu": self.menu,
-                "send_interval_s": self.send_interval.total_seconds(), "since": iso(self.since) if self.since else None}
+                "send_interval_s": self.send_interval.total_seconds(), "since": iso(self.since) if self.since else None,
+                "measure_interval_s": self.measure_interval.total_seconds() if self.measure_interval else None}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class PendingChangeView:
     menu: str | None
     source: str
     last_applied: datetime | None
+    measure_interval: timedelta | None = None
 
     @property
     def switch_text(self) -> str:
@@ -66,7 +69,8 @@ class PendingChangeView:
         return {"id": self.id, "kind": self.kind.value, "action": self.action.value, "company": self.company.code,
                 "name": self.company.name, "switch": self.switch_text, "data_types": [t.value for t in self.data_types],
                 "menu": self.menu, "source": self.source,
-                "last_applied": iso(self.last_applied) if self.last_applied else None}
+                "last_applied": iso(self.last_applied) if self.last_applied else None,
+                "measure_interval_s": self.measure_interval.total_seconds() if self.measure_interval else None}
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def contract_overview(store: Store) -> ContractOverview:
     """Who is in force, what is pending, and who receives which data: for the CLI and the UI."""
     pending = tuple(
         PendingChangeView(ch.id, ch.kind, ch.action, ch.company, ch.switch, ch.data_types, ch.menu, ch.source,
-                          book["last_applied"])
+                          book["last_applied"], ch.measure_interval)
         for ch, book in store.changes(("pending",)))
     return ContractOverview(tuple(ContractView.of(c) for c in store.contracts()), pending)
 

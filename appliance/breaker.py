@@ -107,15 +107,16 @@ class BreakerControl:
         seen = self.breaker.state().command_id
         if seen is not None and req.id <= seen:
             # applied (or refused) before a crash that came before its outcome was recorded
-            log.info("installer request #%s (%s) was already handled before a restart", req.id, req.action)
+            log.info("%s request #%s (%s) was already handled before a restart", req.source, req.id, req.action)
             return "replayed"
-        reason = f"installer: {req.reason or 'manual'}"
+        who = f"grid operator {req.source[5:]}" if req.source.startswith("grid:") else "installer"
+        reason = f"{who}: {req.reason or 'manual'}"
         if req.action == "release":
             done = self.release(reason, command_id=req.id)
         else:
             done = self.set(req.action == "close", reason, override=req.override, command_id=req.id)
         if not done:
-            log.warning("installer request #%s (%s) not applied: see the breaker log", req.id, req.action)
+            log.warning("%s request #%s (%s) not applied: see the breaker log", req.source, req.id, req.action)
         return "applied" if done else "refused"
 
     def publish(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .clock import JST, SystemClock, iso
 from .config import MeterConfig, load_config, parse_duration
@@ -52,7 +52,7 @@ def register(groups) -> None:
                 "  smartmeter appliance contract add --kind supply --company ENEOS-P --data-types time,energy \\\n"
                 "      --switch weekly:fri@18:00\n"
                 "  smartmeter appliance contract add --kind data --company HEMS-LAB --data-types time,power \\\n"
-                "      --switch 2026-12-01T00:00+09:00 --send-interval 1d")
+                "      --switch 2026-12-01T00:00+09:00 --send-interval 1d --measure-interval 1h")
     p = sub.add_parser("add", help="store a new contract (supply or data) with its switch time",
                        epilog=examples, formatter_class=argparse.RawDescriptionHelpFormatter)
     _change_args(p, data_types=True, menu=True)
@@ -96,6 +96,10 @@ def _change_args(p: argparse.ArgumentParser, data_types: bool = False, menu: boo
         p.add_argument("--data-types", required=True,
                        help="comma-separated: " + ",".join(d.value for d in DataType))
         p.add_argument("--send-interval", help="how often to send, e.g. 30m or 1d (default: the measurement interval)")
+        p.add_argument("--measure-interval",
+                       help="the company's own measurement interval, a multiple of the meter's, e.g. 1h: its data "
+                            "comes as the meter's readings summed (energy) and averaged (power) over each "
+                            "(default: the meter's measurement interval)")
     if menu:
         p.add_argument("--menu", required=p.prog.endswith("menu"), help="tariff menu code, e.g. 従量電灯B")
 
@@ -106,12 +110,8 @@ def cmd_change(args: argparse.Namespace) -> int:
         types = parse_data_types(args.data_types) if getattr(args, "data_types", None) else ()
     except UnknownDataType as exc:
         raise ChangeRejected(f"--data-types: {exc}") from None
-    send = None
-    if getattr(args, "send_interval", None):
-        try:
-            send = parse_duration(args.send_interval, "--send-interval")
-        except ConfigError as exc:
-            raise ChangeRejected(str(exc)) from None
+    send = _duration(args, "send_interval")
+    measure = _duration(args, "measure_interval")
     change = ContractChange(
         kind=Role(args.kind),
         action=args.action,
@@ -120,12 +120,23 @@ def cmd_change(args: argparse.Namespace) -> int:
         data_types=types,
         menu=getattr(args, "menu", None),
         send_interval=send,
+        measure_interval=measure,
         source="cli",
     )
     change_id = accept_change(store, Sender(store, cfg.meter.id), change, SystemClock().now(),
                               cfg.meter.measurement_interval)
     print(f"stored change #{change_id}: {args.kind} {args.action.value} {args.company} at {describe(change.switch)}")
     return 0
+
+
+def _duration(args: argparse.Namespace, name: str) -> timedelta | None:
+    text = getattr(args, name, None)
+    if not text:
+        return None
+    try:
+        return parse_duration(text, "--" + name.replace("_", "-"))
+    except ConfigError as exc:
+        raise ChangeRejected(str(exc)) from None
 
 
 def change_id(text: str) -> int:
@@ -156,11 +167,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("In force:")
     for c in view["in_force"] or [{"role": "-", "company": "(none)", "name": "", "data_types": [], "menu": None}]:
         menu = f"  menu {c['menu']}" if c.get("menu") else ""
-        print(f"  {c['role']:<6} {c['company']:<16} {c['name']:<16} receives {','.join(c['data_types'])}{menu}")
+        measure = f"  measured every {_span(c['measure_interval_s'])}" if c.get("measure_interval_s") else ""
+        print(f"  {c['role']:<6} {c['company']:<16} {c['name']:<16} receives {','.join(c['data_types'])}{menu}"
+              f"{measure}")
     print("Pending changes:")
     for p in view["pending"] or [{"id": "-", "kind": "", "action": "(none)", "company": "", "switch": ""}]:
-        print(f"  #{p['id']:<4} {p['kind']:<6} {p['action']:<8} {p['company']:<16} at {p['switch']}")
+        measure = f"  measured every {_span(p['measure_interval_s'])}" if p.get("measure_interval_s") else ""
+        print(f"  #{p['id']:<4} {p['kind']:<6} {p['action']:<8} {p['company']:<16} at {p['switch']}{measure}")
     return 0
+
+
+def _span(seconds: float) -> str:
+    """1800 -> 30 min, 3600 -> 1 h, 86400 -> 24 h: a measurement interval as a person reads it."""
+    return f"{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{seconds / 60:g} min"
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -187,6 +187,10 @@ class CardSlotSection(_Section):
 
 class CardsSection(_Section):
     slots: tuple[CardSlotSection, ...] = ()
+    # A USB medium (drivers/cards/usb.py): signed *.cose files under this mount directory; None: off
+    usb_mount: Path | None = None
+    usb_poll: Duration = Duration(seconds=2)
+    usb_taken: Path = Path("/var/lib/smartmeter/usb-taken.json")  # digests of the files taken; relative: to the config
 
     def __post_init__(self) -> None:
         names = [s.slot for s in self.slots]
@@ -412,4 +416,5 @@ def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
         trust = TrustSection(key)
     return msgspec.structs.replace(
         cfg, meter=msgspec.structs.replace(cfg.meter, store=at(cfg.meter.store)), mqtt=mqtt, trust=trust,
-        breaker=msgspec.structs.replace(cfg.breaker, journal=at(cfg.breaker.journal)), path=path)
+        breaker=msgspec.structs.replace(cfg.breaker, journal=at(cfg.breaker.journal)),
+        cards=msgspec.structs.replace(cfg.cards, usb_taken=at(cfg.cards.usb_taken)), path=path)

@@ -90,14 +90,26 @@ class DocumentIntake:
         except ChangeRejected:
             return None
 
-    def on_card_error(self, slot: str, problem: Any) -> None:
+    def on_card_error(self, slot: str, problem: Any, source: str | None = None) -> None:
         """A card slot's ``on_error`` hook: a card that could not be read, or is not a contract card."""
+        source = source or f"card:{slot}"
         reason = getattr(problem, "reason", str(problem))
         code = getattr(problem, "code", "read_failed")
         reason_ja = getattr(problem, "reason_ja", REJECTED_JA)
-        log.warning("card:%s: card not taken: %s", slot, reason)
-        self.store.raise_alert(self.api.clock.now(), "card_rejected", f"card in slot {slot}: {reason}",
-                               f"スロット{slot}のカード: {reason_ja}", None, source=f"card:{slot}", code=code)
+        where, where_ja = _where(source)
+        log.warning("%s: not taken: %s", source, reason)
+        self.store.raise_alert(self.api.clock.now(), "card_rejected", f"{where}: {reason}",
+                               f"{where_ja}: {reason_ja}", None, source=source, code=code)
+
+    # -- a USB medium (a variation of embodiment 1): the same checks and alerts as a card ----------
+    def on_medium_document(self, slot: str, raw: bytes) -> int | None:
+        try:
+            return self.submit(raw, f"usb:{slot}")
+        except ChangeRejected:
+            return None
+
+    def on_medium_error(self, slot: str, problem: Any) -> None:
+        self.on_card_error(slot, problem, source=f"usb:{slot}")
 
     # -- remote changes (embodiment 3) --------------------------------------------------------
     def submit_command(self, payload: bytes) -> int | None:
@@ -123,12 +135,19 @@ class DocumentIntake:
         reason_ja = getattr(exc, "reason_ja", REJECTED_JA)
         claimed = claimed_company(raw)
         log.warning("%s: contract change refused (%s): %s", source, code, reason)
-        if source.startswith("card:"):
-            kind, where, where_ja = "card_rejected", f"card in slot {source[5:]}", f"スロット{source[5:]}のカード"
-        else:
-            kind, where, where_ja = "remote_rejected", "remote contract change", "遠隔の契約変更"
+        kind = "remote_rejected" if source == "remote" else "card_rejected"
+        where, where_ja = _where(source)
         self.store.raise_alert(self.api.clock.now(), kind, f"{where}: {reason}", f"{where_ja}: {reason_ja}", claimed,
                                source=source, code=code)
+
+
+def _where(source: str) -> tuple[str, str]:
+    """Where a document came from, in the household's words (English, Japanese)."""
+    if source.startswith("card:"):
+        return f"card in slot {source[5:]}", f"スロット{source[5:]}のカード"
+    if source.startswith("usb:"):
+        return "contract file on the USB memory", "USBメモリの契約データ"
+    return "remote contract change", "遠隔の契約変更"
 
 
 def command_type(payload: bytes) -> str | None:

@@ -123,7 +123,11 @@ class Company:
 
 @dataclass(frozen=True)
 class Contract:
-    """A contract in force: who receives which data types, how often, on which tariff menu."""
+    """A contract in force: who receives which data types, how often, on which tariff menu.
+
+    ``measure_interval`` (JP5159864B2, contract data 56A): the company's own measurement interval, a
+    multiple of the meter's base interval; None means the base interval. Its payloads then carry the
+    base readings aggregated into its windows (:mod:`appliance.aggregate`)."""
 
     role: Role
     company: Company
@@ -132,6 +136,7 @@ class Contract:
     menu: str | None = None
     since: datetime | None = None
     change_id: int | None = None  # the change that started it
+    measure_interval: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,7 @@ class ContractChange:
     data_types: tuple[DataType, ...] = ()
     menu: str | None = None
     send_interval: timedelta | None = None
+    measure_interval: timedelta | None = None  # the contract's own measurement interval (56A)
     source: str = "cli"  # cli | card:<slot> | remote
     serial: int | None = None
     id: int | None = None

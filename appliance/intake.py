@@ -18,7 +18,7 @@ from .schedule import describe, next_occurrence, switch_to_wire
 from .sending import Sender
 from .store import Store
 from .trust import fields
-from .trust.document import MAX_MENU, MAX_SEND_INTERVAL
+from .trust.document import MAX_MEASURE_INTERVAL, MAX_MENU, MAX_SEND_INTERVAL
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ def validate(change: ContractChange, now: datetime, measurement_interval: timede
             f"switch: {iso(change.switch.at)} is in the past (now {iso(now)}); use 'immediate' or a future time")
     if change.send_interval is not None and change.send_interval < measurement_interval:
         raise ChangeRejected("send_interval: shorter than the meter's measurement interval")
+    measure = change.measure_interval
+    if measure is not None and (measure < measurement_interval or measure % measurement_interval):
+        raise ChangeRejected(f"measure_interval: {measure} is not a multiple of the meter's measurement interval "
+                             f"({measurement_interval})")
 
 
 def _within_card_limits(change: ContractChange) -> None:
@@ -50,6 +54,8 @@ def _within_card_limits(change: ContractChange) -> None:
     fields.text(company, "menu", optional=True, max_len=MAX_MENU)
     if change.send_interval is not None and change.send_interval > timedelta(seconds=MAX_SEND_INTERVAL):
         raise ChangeRejected(f"send_interval: longer than {timedelta(seconds=MAX_SEND_INTERVAL)}")
+    if change.measure_interval is not None and change.measure_interval > timedelta(seconds=MAX_MEASURE_INTERVAL):
+        raise ChangeRejected(f"measure_interval: longer than {timedelta(seconds=MAX_MEASURE_INTERVAL)}")
     if change.serial is not None:
         fields.integer({"serial": change.serial}, "serial", low=0)
 

@@ -6,18 +6,19 @@ the company's next send time (its own send interval), and the uplink pump delive
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from . import topics
-from .clock import ceil_to, iso
+from . import aggregate, topics
+from .clock import ceil_to, iso, parse_iso
 from .datatypes import fields_of
 from .domain import Contract, Reading
 from .store import Store
 
 
 def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
-    """56D: ``meter_id``, ``company_code``, ``seq`` and the fields of the contracted data types, nothing else."""
+    """56D: ``meter_id``, ``company_code``, ``seq``, the fields of the contracted data types and, when
+    the contract has one, its tariff ``menu`` (56D carries the menu the data was measured under)."""
     payload: dict[str, Any] = {
         "meter_id": reading.meter_id,
         "company_code": contract.company.code,
@@ -25,6 +26,8 @@ def company_payload(reading: Reading, contract: Contract) -> dict[str, Any]:
     }
     for name in fields_of(contract.data_types):
         payload[name] = reading.field_value(name)
+    if contract.menu:
+        payload["menu"] = contract.menu
     return payload
 
 
@@ -38,14 +41,51 @@ class Sender:
     def queue_reading(self, reading: Reading, contracts: list[Contract], now: datetime) -> None:
         """Call inside the transaction that stored the reading."""
         self.store.enqueue(topics.interval(self.meter_id), reading.as_json(), now, None)
+        base = self._base_interval()
         for contract in contracts:
+            if aggregate.aggregates(contract, base):
+                self._aggregate(reading, contract)
+                continue
             self.store.entitle(reading.seq, contract.company.code)
-            self.store.enqueue(
-                topics.company_data(contract.company.code, self.meter_id),
-                company_payload(reading, contract),
-                ceil_to(reading.interval_end, contract.send_interval),  # S805: the company's next send time
-                contract.company.code,
-            )
+            self._queue_data(reading, contract)
+
+    def _queue_data(self, reading: Reading, contract: Contract) -> None:
+        self.store.enqueue(
+            topics.company_data(contract.company.code, self.meter_id),
+            company_payload(reading, contract),
+            ceil_to(reading.interval_end, contract.send_interval),  # S805: the company's next send time
+            contract.company.code,
+        )
+
+    def _aggregate(self, reading: Reading, contract: Contract) -> None:
+        """Add a base reading to the contract's open window; queue the window when it is complete."""
+        code, interval = contract.company.code, contract.measure_interval
+        assert interval is not None
+        window = aggregate.window_end(reading.interval_end, interval)
+        state = self.store.get_meta(aggregate.META + code)
+        if state and aggregate.window_end(parse_iso(state["last_end"]), interval) != window:
+            self.close_aggregate(contract)  # the reading belongs to a later window (after downtime)
+            state = None
+        self.store.entitle(reading.seq, code)
+        first = state["first_seq"] if state else reading.seq
+        self.store.set_meta(aggregate.META + code, aggregate.open_state(reading.interval_end, first))
+        if reading.interval_end == window:
+            self.close_aggregate(contract)
+
+    def close_aggregate(self, contract: Contract) -> None:
+        """Queue the contract's open window, if any, as one payload (at a window's end, or when the
+        contract ends or changes). Call inside a transaction."""
+        key = aggregate.META + contract.company.code
+        state = self.store.get_meta(key)
+        if not state:
+            return
+        bodies = self.store.entitled_readings(contract.company.code, state["first_seq"])
+        self.store.delete_meta(key)
+        if bodies:
+            self._queue_data(aggregate.combine(bodies), contract)
+
+    def _base_interval(self) -> timedelta:
+        return timedelta(seconds=float(self.store.get_meta("measurement_interval_s", 1800)))
 
     def queue_alert(self, alert_id: int, kind: str, now: datetime, company_code: str, **details: Any) -> None:
         """An alert for the household, to the grid operator, who e-mails the registered customer

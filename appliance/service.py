@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -24,6 +24,7 @@ from .documents import DocumentIntake, command_type
 from .domain import Contract, Reading
 from .interfaces import Breaker, MeteringChip
 from .measure import Measurer
+from .remote_breaker import RemoteBreaker
 from .sending import Sender
 from .store import Store
 from .contract_state import ContractStatePublisher
@@ -64,6 +65,8 @@ class MeterService:
                                    root_public_key, self.breaker, clock)
         self.documents = (DocumentIntake(MeterAPI(store, settings.meter_id, settings.measurement_interval, clock),
                                          root_public_key) if root_public_key is not None else None)
+        self.remote_breaker = (RemoteBreaker(store, settings.meter_id, root_public_key, clock)
+                               if root_public_key is not None else None)
         self._commands: "queue.Queue[bytes]" = queue.Queue(COMMAND_QUEUE)
         self.commands_dropped = 0  # too large, or the queue was full
         self._drop_logged: datetime | None = None
@@ -80,7 +83,7 @@ class MeterService:
                 return
             now = self.clock.now()
             for c in contracts:
-                self.store.put_contract(Contract(c.role, c.company, c.data_types, c.send_interval, c.menu, since=now))
+                self.store.put_contract(replace(c, since=now, change_id=None))
             self.store.set_meta("commissioned", True)
         log.info("commissioned with %d contract(s)", len(contracts))
 
@@ -137,8 +140,10 @@ class MeterService:
                 self.confirmer.on_confirm(payload, now)
             elif kind == "contract_change" and self.documents is not None:
                 self.documents.submit_command(payload)
-            elif kind == "contract_change":
-                log.warning("ignored a remote contract change: no trust anchor configured (trust.registry_public_key)")
+            elif kind == "breaker" and self.remote_breaker is not None:
+                self.remote_breaker.submit(payload)  # applied below, with the installer's requests
+            elif kind in ("contract_change", "breaker"):
+                log.warning("ignored a remote %s: no trust anchor configured (trust.registry_public_key)", kind)
             else:
                 log.warning("ignored a command of unknown type %r", kind)
 

@@ -62,6 +62,7 @@ class BreakerRequest:
     requested_at: datetime
     applied_at: datetime | None  # None while pending
     outcome: str | None  # applied | refused | replayed
+    source: str = "installer"  # installer | grid:{operator code} (a signed breaker command)
 
 
 PAGE_CACHE_KIB = 256
@@ -121,6 +122,9 @@ class Store:
             (key, json.dumps(value)),
         )
 
+    def delete_meta(self, key: str) -> None:
+        self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+
     def next_counter(self, key: str) -> int:
         """A per-meter counter that is strictly increasing and never reused (seq, event_id)."""
         with self.transaction():
@@ -137,13 +141,20 @@ class Store:
     def set_breaker_state(self, state: BreakerState) -> None:
         self.set_meta("breaker", state.to_json())
 
-    def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime) -> int:
+    def add_breaker_request(self, action: str, reason: str, override: bool, at: datetime,
+                            source: str = "installer") -> int:
         with self.transaction():
-            cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at)"
-                                  " VALUES(?,?,?,?)", (action, reason, int(override), to_epoch(at)))
+            cur = self.db.execute("INSERT INTO breaker_requests(action, reason, override, requested_at, source)"
+                                  " VALUES(?,?,?,?,?)", (action, reason, int(override), to_epoch(at), source))
             return int(cur.lastrowid)
 
-    _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome"
+    def breaker_requests(self, limit: int = 50) -> list[BreakerRequest]:
+        """The journal of breaker operations asked for, newest first."""
+        rows = self.db.execute(f"SELECT {self._BREAKER_REQUEST_COLS} FROM breaker_requests ORDER BY id DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [self._breaker_request(r) for r in rows]
+
+    _BREAKER_REQUEST_COLS = "id, action, reason, override, requested_at, applied_at, outcome, source"
 
     def pending_breaker_requests(self) -> list[BreakerRequest]:
         """Not yet applied, oldest first."""
@@ -165,7 +176,7 @@ class Store:
     @staticmethod
     def _breaker_request(r: tuple) -> BreakerRequest:
         return BreakerRequest(r[0], r[1], r[2], bool(r[3]), from_epoch(r[4]),
-                              from_epoch(r[5]) if r[5] is not None else None, r[6])
+                              from_epoch(r[5]) if r[5] is not None else None, r[6], r[7])
 
     # -- readings -----------------------------------------------------------------------
     def add_reading(self, reading: Reading) -> None:
@@ -203,6 +214,12 @@ class Store:
     def entitle(self, seq: int, company_code: str) -> None:
         self.db.execute("INSERT INTO entitlements(seq, company_code) VALUES(?, ?)", (seq, company_code))
 
+    def entitled_readings(self, company_code: str, from_seq: int) -> list[dict[str, Any]]:
+        """The stored readings owed to a company from ``from_seq`` on, oldest first."""
+        rows = self.db.execute("SELECT r.body FROM readings r JOIN entitlements e ON e.seq = r.seq"
+                               " WHERE e.company_code=? AND r.seq >= ? ORDER BY r.seq", (company_code, from_seq))
+        return [json.loads(r[0]) for r in rows]
+
     def entitlements(self, company_code: str | None = None) -> list[tuple[int, str]]:
         if company_code is None:
             return list(self.db.execute("SELECT seq, company_code FROM entitlements ORDER BY seq, company_code"))
@@ -212,8 +229,8 @@ class Store:
     # -- contracts in force (56A2 / 56A3) -------------------------------------------------
     def contracts(self) -> list[Contract]:
         rows = self.db.execute(
-            "SELECT role, company_code, name, server, data_types, send_interval, menu, since, change_id "
-            "FROM contracts ORDER BY role DESC, company_code"
+            "SELECT role, company_code, name, server, data_types, send_interval, menu, since, change_id,"
+            " measure_interval FROM contracts ORDER BY role DESC, company_code"
         ).fetchall()
         return [
             Contract(
@@ -224,6 +241,7 @@ class Store:
                 menu=r[6],
                 since=from_epoch(r[7]) if r[7] is not None else None,
                 change_id=r[8],
+                measure_interval=_seconds(r[9]),
             )
             for r in rows
         ]
@@ -236,10 +254,11 @@ class Store:
             self.db.execute("DELETE FROM contracts WHERE role='supply'")
         self.db.execute(
             "INSERT OR REPLACE INTO contracts(company_code, role, name, server, data_types, send_interval, menu,"
-            " since, change_id) VALUES(?,?,?,?,?,?,?,?,?)",
+            " since, change_id, measure_interval) VALUES(?,?,?,?,?,?,?,?,?,?)",
             (c.company.code, c.role.value, c.company.name, c.company.server,
              json.dumps([t.value for t in c.data_types]), c.send_interval.total_seconds(), c.menu,
-             to_epoch(c.since) if c.since else None, c.change_id),
+             to_epoch(c.since) if c.since else None, c.change_id,
+             c.measure_interval.total_seconds() if c.measure_interval else None),
         )
 
     def remove_contract(self, company_code: str) -> None:
@@ -249,17 +268,19 @@ class Store:
     def add_change(self, ch: ContractChange) -> int:
         cur = self.db.execute(
             "INSERT INTO changes(kind, action, company_code, company_name, server, data_types, menu, send_interval,"
-            " switch, source, serial, received_at, document) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " switch, source, serial, received_at, document, measure_interval) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (ch.kind.value, ch.action.value, ch.company.code, ch.company.name, ch.company.server,
              json.dumps([t.value for t in ch.data_types]), ch.menu,
              ch.send_interval.total_seconds() if ch.send_interval else None,
              json.dumps(switch_to_wire(ch.switch)), ch.source, ch.serial, to_epoch(ch.received_at),
-             json.dumps(ch.document, ensure_ascii=False)),
+             json.dumps(ch.document, ensure_ascii=False),
+             ch.measure_interval.total_seconds() if ch.measure_interval else None),
         )
         return int(cur.lastrowid)
 
     _CHANGE_COLS = ("id, kind, action, company_code, company_name, server, data_types, menu, send_interval,"
-                    " switch, source, serial, received_at, document, state, last_applied, applied_count, note")
+                    " switch, source, serial, received_at, document, state, last_applied, applied_count, note,"
+                    " measure_interval")
 
     def changes(self, states: tuple[str, ...] = ("pending",)) -> list[tuple[ContractChange, dict[str, Any]]]:
         """Changes in the given states, oldest first, each with its bookkeeping (state, last_applied, ...)."""
@@ -288,6 +309,7 @@ class Store:
             serial=r[11],
             received_at=from_epoch(r[12]),
             document=json.loads(r[13]),
+            measure_interval=_seconds(r[18]),
         )
         book = {
             "state": r[14],
@@ -436,3 +458,7 @@ class Store:
 
     def delivered_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT company_code, count FROM delivered"))
+
+
+def _seconds(value: float | None) -> timedelta | None:
+    return timedelta(seconds=value) if value is not None else None

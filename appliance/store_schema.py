@@ -189,11 +189,26 @@ def step_4_outbox_topic_order(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS outbox_topic ON outbox(topic, id)")
 
 
+def step_5_breaker_request_source(db: sqlite3.Connection) -> None:
+    """Who asked for a breaker operation: the installer on site, or the grid operator by a signed
+    ``breaker`` command (``grid:{code}``); earlier rows were all the installer's."""
+    db.execute("ALTER TABLE breaker_requests ADD COLUMN source TEXT NOT NULL DEFAULT 'installer'")
+
+
+def step_6_measure_intervals(db: sqlite3.Connection) -> None:
+    """A contract's own measurement interval (56A), on the contracts in force and the pending changes;
+    NULL (every earlier row) is the meter's base interval."""
+    db.execute("ALTER TABLE contracts ADD COLUMN measure_interval REAL")
+    db.execute("ALTER TABLE changes ADD COLUMN measure_interval REAL")
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     step_1_baseline,
     step_2_breaker_requests,
     step_3_alert_counts,
     step_4_outbox_topic_order,
+    step_5_breaker_request_source,
+    step_6_measure_intervals,
 )
 LATEST = len(MIGRATIONS)
 

@@ -83,18 +83,23 @@ class Switcher:
                 menu=ch.menu,
                 since=now,
                 change_id=ch.id,
+                measure_interval=ch.measure_interval,
             )
             if ch.kind is Role.SUPPLY and supply and supply.company.code != ch.company.code:
+                self.sender.close_aggregate(supply)
                 self.store.remove_contract(supply.company.code)
                 self._event(supply, "contract_ended", now, **timing, successor=ch.company.code)
             if target and target.company.code == ch.company.code and not _differs(target, new):
                 return "already in force (nothing to do)"
+            if target and target.company.code == ch.company.code:
+                self.sender.close_aggregate(target)  # what was measured under the old terms goes under them
             self.store.put_contract(new)
             self._event(new, "contract_started", now, **timing, **_terms(new))
             return f"{ch.company.code} in force"
         if target is None or target.company.code != ch.company.code:
             holder = target.company.code if target else "nobody"
             return f"void: {ch.company.code} has no {ch.kind.value} contract in force (holder: {holder})"
+        self.sender.close_aggregate(target)
         if ch.action is Action.ABOLISH:
             self.store.remove_contract(target.company.code)
             self._event(target, "contract_ended", now, **timing, reason="abolished")
@@ -112,9 +117,13 @@ class Switcher:
 
 
 def _terms(c: Contract) -> dict[str, Any]:
-    return {"role": c.role.value, "data_types": [t.value for t in c.data_types], "menu": c.menu,
-            "send_interval_s": c.send_interval.total_seconds()}
+    terms = {"role": c.role.value, "data_types": [t.value for t in c.data_types], "menu": c.menu,
+             "send_interval_s": c.send_interval.total_seconds()}
+    if c.measure_interval is not None:
+        terms["measure_interval_s"] = c.measure_interval.total_seconds()
+    return terms
 
 
 def _differs(a: Contract, b: Contract) -> bool:
-    return (a.data_types, a.menu, a.send_interval, a.company) != (b.data_types, b.menu, b.send_interval, b.company)
+    return ((a.data_types, a.menu, a.send_interval, a.company, a.measure_interval)
+            != (b.data_types, b.menu, b.send_interval, b.company, b.measure_interval))

@@ -146,6 +146,7 @@ class CompanyData(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     meter_id: MeterId
     company_code: CompanyCode
     seq: Seq
+    menu: Menu | None = None  # added: the contract's tariff menu when it has one (56D)
 
 
 class CompanyEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=False):

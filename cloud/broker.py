@@ -32,7 +32,7 @@ from appliance.wire import MAX_BATCH_BYTES
 
 from .pki import CertificateAuthority, write_private
 
-KINDS = ("meter", "company", "operator", "concentrator", "da", "simulator", "auditor")
+KINDS = ("meter", "company", "operator", "concentrator", "da", "simulator", "auditor", "mdms")
 # Room for a concentrator's batch, the largest legitimate message, plus MQTT's own header.
 MAX_PACKET_SIZE = MAX_BATCH_BYTES + 4096
 
@@ -55,6 +55,8 @@ def acl_rules(party: Party) -> list[str]:
     if party.kind == "operator":  # the grid operator's handlers: readings, statuses, batches, DA events
         return ["topic read meters/+/interval", "topic read meters/+/status", "topic read meters/+/alerts",
                 "topic read meters/+/contracts", "topic read concentrators/+/batch", "topic read grid/da/events"]
+    if party.kind == "mdms":  # the grid operator's MDMS: signed breaker commands (remote supply switching)
+        return ["topic write meters/+/commands"]
     if party.kind == "da":  # the distribution automation system: outage and restoration events
         return ["topic write grid/da/events"]
     if party.kind == "simulator":  # `smartmeter sim fleet`: many meters and the DA system at once; never in production
@@ -224,7 +226,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     parties = _parties(args)
     if not parties:
         raise ConfigError("broker add: name at least one --meter, --company, --operator, --concentrator, --da, "
-                          "--simulator or --auditor")
+                          "--simulator, --auditor or --mdms")
     BrokerDir(args.dir).add(parties)
     print(f"added {', '.join(f'{p.kind} {p.name}' for p in parties)}; a running broker picks them up on "
           "SIGHUP (systemctl reload mosquitto)")
@@ -242,6 +244,8 @@ def _party_args(p: argparse.ArgumentParser) -> None:
                    help="a fleet simulator (writes as any meter: for a test or demo broker only)")
     p.add_argument("--auditor", action="append", metavar="NAME",
                    help="a monitoring account that reads every topic and writes none (grant sparingly)")
+    p.add_argument("--mdms", action="append", metavar="NAME",
+                   help="the grid operator's MDMS: sends signed breaker commands to meters, reads nothing")
 
 
 def register(groups) -> None:

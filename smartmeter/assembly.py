@@ -157,7 +157,7 @@ def start_card_slots(cfg: MeterConfig, clock: Clock) -> list[Any]:
     """Start the card slots of ``[cards]``; they report into the core through their own store connection.
 
     Returns the started slot objects (each has ``stop()``)."""
-    if not cfg.cards.slots:
+    if not cfg.cards.slots and cfg.cards.usb_mount is None:
         return []
     api = meter_api(cfg, clock)
     intake = DocumentIntake(api, card_check(cfg, clock, api.store).root)
@@ -177,5 +177,12 @@ def start_card_slots(cfg: MeterConfig, clock: Clock) -> list[Any]:
             from drivers.cards.nfc import NfcSlot
 
             started.append(NfcSlot(s.slot, s.nfc, callbacks).start())
-    log.info("card slots: %s", ", ".join(f"{s.slot}={s.pcsc or s.nfc}" for s in cfg.cards.slots))
+    if cfg.cards.usb_mount is not None:
+        from drivers.cards.usb import UsbMedium
+
+        medium = CardCallbacks(on_document=intake.on_medium_document, on_error=intake.on_medium_error)
+        started.append(UsbMedium("usb", cfg.cards.usb_mount, medium, cfg.cards.usb_taken,
+                                 poll=cfg.cards.usb_poll.total_seconds()).start())
+    log.info("card slots: %s", ", ".join([f"{s.slot}={s.pcsc or s.nfc}" for s in cfg.cards.slots]
+                                         + ([f"usb={cfg.cards.usb_mount}"] if cfg.cards.usb_mount else [])))
     return started

@@ -75,6 +75,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alerts_none": ("お知らせはありません", "No alerts"),
     "alert_security": ("セキュリティエラー", "Security error"),
     "alert_card": ("カードを受け付けられません", "Card refused"),
+    "alert_breaker_remote": ("送配電事業者による電気の入切", "Supply switched by the grid operator"),
     "alert_link": ("クラウドとの接続が切れています", "Cloud connection lost"),
     "alert_link_queued": ("未送信の計量値 {n} 件 (接続が戻ると送信します)",
                           "{n} readings queued (sent when the connection returns)"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 import cbor2
@@ -22,13 +23,35 @@ from .keys import as_public_key, public_raw
 from .rejections import BadSignature, CertificateNotCurrent, MalformedDocument, UntrustedCertificate
 
 
+class GridRole(str, Enum):
+    """The grid operator (送配電事業者, the MDMS side), certified by the same registry as the companies.
+
+    Not a contract :class:`Role`: it contracts nothing and never receives 56D data; its certificate
+    only lets it sign ``breaker`` commands (JP6794864B2: the MDMS opens and closes a meter's supply)."""
+
+    GRID_OPERATOR = "grid_operator"
+
+
+CertifiedRole = Role | GridRole
+
+
+def certified_role(value: str | Role | GridRole) -> CertifiedRole:
+    """A certificate's role from its text; ValueError if it is none of supply, data, grid_operator."""
+    if isinstance(value, (Role, GridRole)):
+        return value
+    try:
+        return Role(value)
+    except ValueError:
+        return GridRole(value)
+
+
 @dataclass(frozen=True)
 class CompanyCertificate:
     """A company as the registry certified it."""
 
     company_code: str
     name: str
-    role: Role
+    role: CertifiedRole
     public_key: bytes  # raw Ed25519, 32 bytes
     not_before: datetime
     not_after: datetime
@@ -46,13 +69,13 @@ class CompanyCertificate:
                 f"the certificate of company {self.company_code} expired at {iso(self.not_after)}")
 
 
-def issue_certificate(registry_key: Ed25519PrivateKey, *, company_code: str, name: str, role: Role,
+def issue_certificate(registry_key: Ed25519PrivateKey, *, company_code: str, name: str, role: CertifiedRole | str,
                       public_key: Ed25519PublicKey | bytes, not_before: datetime, not_after: datetime) -> bytes:
     """The registry certifies a company (demo and tests; a real registry runs this offline)."""
     payload = {
         "company_code": company_code,
         "name": name,
-        "role": Role(role).value,
+        "role": certified_role(role).value,
         "public_key": public_raw(as_public_key(public_key)),
         "not_before": iso(not_before),
         "not_after": iso(not_after),
@@ -89,9 +112,9 @@ def _fields(payload: Any, raw: bytes) -> CompanyCertificate:
     m = fields.as_map(payload, "company certificate")
     role_text = fields.required_text(m, "role")
     try:
-        role = Role(role_text)
+        role = certified_role(role_text)
     except ValueError:
-        raise MalformedDocument(f"certificate role {role_text!r} is neither 'supply' nor 'data'") from None
+        raise MalformedDocument(f"certificate role {role_text!r} is not 'supply', 'data' or 'grid_operator'") from None
     key = m.get("public_key")
     if not isinstance(key, bytes) or len(key) != 32:
         raise MalformedDocument("the certificate public key is not 32 bytes of Ed25519")

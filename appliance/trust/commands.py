@@ -7,8 +7,12 @@ what counts. The envelope, certificate and signature are those of contract docum
 * ``confirm`` (confirmation data, 契約確認データ): ``nonce`` echoing the meter's ``confirm_request``,
   ``company_code`` and ``data_types`` as the company's own records say.
 * ``contract_change``: ``document``, the signed contract change data, verified exactly like a card.
+* ``breaker`` (JP6794864B2: the grid operator's MDMS opens or closes the meter's supply): ``action``
+  ``open`` | ``close``, ``reason``, ``serial``. Only a certificate with the ``grid_operator`` role
+  may sign it; its ``serial`` is replay-protected like a contract document's (strictly increasing per
+  signer, on top of the short expiry).
 
-Both carry ``meter_id`` (always bound: a command is for one meter), ``issued_at`` and a short
+All carry ``meter_id`` (always bound: a command is for one meter), ``issued_at`` and a short
 ``expires_at``.
 """
 from __future__ import annotations
@@ -27,17 +31,20 @@ from appliance.clock import iso
 from appliance.datatypes import DataType, UnknownDataType, parse_data_types
 
 from . import fields
-from .certificate import CompanyCertificate, parse_certificate
+from .certificate import CompanyCertificate, GridRole, parse_certificate
 from .cose import MAX_ENVELOPE_BYTES, sign1
 from .document import CERT_HEADER
 from .keys import public_raw
-from .rejections import CompanyMismatch, MalformedDocument, NonceMismatch
+from .rejections import CompanyMismatch, MalformedDocument, NonceMismatch, NotGridOperator, Replayed
 from .verify import (LastSerial, VerifiedDocument, check_company, check_meter, check_time_window, open_envelope,
                      verify_document)
 
 CONFIRM = "confirm"
 CONTRACT_CHANGE = "contract_change"
-COMMAND_TYPES = (CONFIRM, CONTRACT_CHANGE)
+BREAKER = "breaker"
+COMMAND_TYPES = (CONFIRM, CONTRACT_CHANGE, BREAKER)
+BREAKER_ACTIONS = ("open", "close")
+MAX_REASON = 200
 DEFAULT_TTL = timedelta(minutes=5)
 MAX_TTL = timedelta(hours=1)  # a command is meant for now; a long-lived one widens the replay window
 MAX_NONCE = 64
@@ -53,6 +60,16 @@ class ConfirmData:
 
 
 @dataclass(frozen=True)
+class BreakerOrder:
+    """The grid operator's order to open or close the supply (remote supply switching)."""
+
+    action: str  # open | close
+    reason: str
+    serial: int
+    operator_code: str
+
+
+@dataclass(frozen=True)
 class VerifiedCommand:
     type: str
     meter_id: str
@@ -61,11 +78,13 @@ class VerifiedCommand:
     expires_at: datetime
     confirm: ConfirmData | None = None
     document: VerifiedDocument | None = None  # for contract_change
+    breaker: BreakerOrder | None = None  # for breaker
 
 
 def sign_command(command_type: str, *, meter_id: str, company_key: Ed25519PrivateKey, certificate: bytes,
                  now: datetime, ttl: timedelta = DEFAULT_TTL, nonce: str | None = None,
-                 data_types: list[str] | tuple[DataType, ...] | None = None, document: bytes | None = None) -> bytes:
+                 data_types: list[str] | tuple[DataType, ...] | None = None, document: bytes | None = None,
+                 action: str | None = None, reason: str = "", serial: int | None = None) -> bytes:
     """Build the MQTT payload of a signed command, as a company server sends it."""
     cert = parse_certificate(certificate)
     if cert.public_key != public_raw(company_key):
@@ -86,6 +105,10 @@ def sign_command(command_type: str, *, meter_id: str, company_key: Ed25519Privat
         if document is None:
             raise ValueError("a contract_change command needs the signed document")
         body["document"] = bytes(document)
+    elif command_type == BREAKER:
+        if action not in BREAKER_ACTIONS or serial is None:
+            raise ValueError("a breaker command needs an action (open or close) and a serial")
+        body.update(action=action, reason=reason, serial=serial)
     else:
         raise ValueError(f"unknown command type {command_type!r} (valid: {', '.join(COMMAND_TYPES)})")
     signed = sign1(cbor2.dumps(body, canonical=True), company_key, {CERT_HEADER: certificate})
@@ -116,6 +139,8 @@ def verify_command(payload: bytes, *, root_public_key: Ed25519PublicKey | bytes,
     common = dict(type=command_type, meter_id=bound, certificate=cert, issued_at=issued_at, expires_at=expires_at)
     if command_type == CONFIRM:
         return VerifiedCommand(**common, confirm=_confirm(m, cert, pending_nonce))
+    if command_type == BREAKER:
+        return VerifiedCommand(**common, breaker=_breaker(m, cert, last_serial))
     raw_doc = m.get("document")
     if not isinstance(raw_doc, bytes):
         raise MalformedDocument("a contract_change command carries no signed document")
@@ -140,6 +165,21 @@ def _confirm(m: dict[str, Any], cert: CompanyCertificate, pending_nonce: Callabl
     if nonce != expected:
         raise NonceMismatch(f"the confirmation from {cert.company_code} answers another request (nonce differs)")
     return ConfirmData(nonce=nonce, company_code=cert.company_code, data_types=data_types)
+
+
+def _breaker(m: dict[str, Any], cert: CompanyCertificate, last_serial: LastSerial | None) -> BreakerOrder:
+    if cert.role is not GridRole.GRID_OPERATOR:
+        raise NotGridOperator(f"{cert.company_code} is certified as a {cert.role.value} company: only the grid "
+                              "operator may open or close the supply")
+    action = fields.required_text(m, "action", max_len=8)
+    if action not in BREAKER_ACTIONS:
+        raise MalformedDocument(f"breaker action {action!r} is not one of {', '.join(BREAKER_ACTIONS)}")
+    serial = fields.integer(m, "serial", low=0)
+    last = last_serial(cert.company_code) if last_serial else None
+    if last is not None and serial <= last:  # type: ignore[operator]
+        raise Replayed(f"breaker command serial {serial} from {cert.company_code} was already used (last seen {last})")
+    reason = fields.text(m, "reason", optional=True, max_len=MAX_REASON) or ""
+    return BreakerOrder(action=action, reason=reason, serial=serial, operator_code=cert.company_code)  # type: ignore[arg-type]
 
 
 def _unwrap_json(payload: bytes) -> tuple[str, bytes]:

@@ -21,6 +21,7 @@ def to_change(verified: VerifiedDocument, source: str) -> ContractChange:
         data_types=doc.data_types,
         menu=doc.menu,
         send_interval=doc.send_interval,
+        measure_interval=doc.measure_interval,
         source=source,
         serial=doc.serial,
         received_at=verified.verified_at,

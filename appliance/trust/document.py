@@ -30,6 +30,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = datetime.wee
 HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 MAX_WEEKLY = 21  # three changes a day, every day: a full weekly schedule
 MAX_SEND_INTERVAL = 7 * 86400
+MAX_MEASURE_INTERVAL = 86400  # a day's aggregate at most: well within the readings' retention
 MAX_MENU = 32  # a tariff menu's code
 
 
@@ -48,6 +49,7 @@ class ContractDocument:
     menu: str | None = None
     meter_id: str | None = None
     send_interval: timedelta | None = None
+    measure_interval: timedelta | None = None  # added: the contract's own measurement interval (56A)
     version: int = VERSION
 
     def to_payload(self) -> dict[str, Any]:
@@ -68,6 +70,8 @@ class ContractDocument:
             out["meter_id"] = self.meter_id
         if self.send_interval is not None:
             out["send_interval"] = int(self.send_interval.total_seconds())
+        if self.measure_interval is not None:
+            out["measure_interval"] = int(self.measure_interval.total_seconds())
         return out
 
     @classmethod
@@ -99,6 +103,7 @@ class ContractDocument:
         if action is Action.MENU and not menu:
             raise MalformedDocument("a menu change must name the tariff 'menu'")
         interval = fields.integer(m, "send_interval", low=1, high=MAX_SEND_INTERVAL, optional=True)
+        measure = fields.integer(m, "measure_interval", low=1, high=MAX_MEASURE_INTERVAL, optional=True)
         issued_at, expires_at = fields.timestamp(m, "issued_at"), fields.timestamp(m, "expires_at")
         if expires_at <= issued_at:
             raise MalformedDocument("the document expires before it was issued")
@@ -115,6 +120,7 @@ class ContractDocument:
             menu=menu,
             meter_id=fields.text(m, "meter_id", pattern=fields.METER_ID, optional=True),
             send_interval=timedelta(seconds=interval) if interval is not None else None,
+            measure_interval=timedelta(seconds=measure) if measure is not None else None,
         )
 
 

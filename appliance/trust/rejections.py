@@ -75,6 +75,13 @@ class NonceMismatch(DocumentRejected):
     reason_ja = "確認データが要求と一致しません"
 
 
+class NotGridOperator(DocumentRejected):
+    """A ``breaker`` command signed by anyone but a certified grid operator (a company, say)."""
+
+    code = "not_grid_operator"
+    reason_ja = "送配電事業者以外からの電気の入切指令です(受け付けません)"
+
+
 class DocumentTooLarge(DocumentRejected):
     """Raised when issuing: the NDEF message would not fit an 888-byte NTAG216."""
 
@@ -94,5 +101,6 @@ ALL_REJECTIONS: tuple[type[DocumentRejected], ...] = (
     WrongMeter,
     Replayed,
     NonceMismatch,
+    NotGridOperator,
     DocumentTooLarge,
 )

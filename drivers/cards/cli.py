@@ -14,7 +14,7 @@ from appliance.datatypes import UnknownDataType, parse_data_types
 from appliance.domain import Action, Company, Role, SwitchTime, WeeklySlot
 from appliance.errors import ConfigError
 from appliance.trust import keys
-from appliance.trust.certificate import issue_certificate, parse_certificate
+from appliance.trust.certificate import GridRole, certified_role, issue_certificate, parse_certificate
 from appliance.trust.document import DAYS, HHMM, ContractDocument, issue_document
 from appliance.trust.verify import Explanation, explain_document
 
@@ -50,7 +50,8 @@ def _register_card(sub: Any) -> None:
     c.add_argument("--registry-key", type=Path, required=True, help="the registry's private key (registry.key)")
     c.add_argument("--code", required=True, help="company code, [A-Za-z0-9_-]{1,32}")
     c.add_argument("--name", required=True, help="company name as the household sees it")
-    c.add_argument("--role", choices=[r.value for r in Role], required=True)
+    c.add_argument("--role", choices=[r.value for r in Role] + [GridRole.GRID_OPERATOR.value], required=True,
+                   help="supply or data company, or grid_operator (signs breaker commands only)")
     c.add_argument("--days", type=int, default=365, help="certificate lifetime (default 365)")
     c.add_argument("--not-before", help="ISO-8601 start (default: now)")
     c.set_defaults(func=cmd_keys_company)
@@ -143,7 +144,7 @@ def cmd_keys_company(args: argparse.Namespace) -> int:
     registry = keys.load_private(args.registry_key)
     key = keys.generate()
     start = _time(args.not_before) if args.not_before else _now()
-    cert = issue_certificate(registry, company_code=args.code, name=args.name, role=Role(args.role),
+    cert = issue_certificate(registry, company_code=args.code, name=args.name, role=certified_role(args.role),
                              public_key=key.public_key(), not_before=start,
                              not_after=start + timedelta(days=args.days))
     keys.save_private(key, args.dir / f"{args.code}.key")

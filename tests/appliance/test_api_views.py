@@ -72,15 +72,15 @@ def test_the_overview_as_json_keeps_the_cli_form(api):
     assert contract_overview(api.store).to_json() == {
         "in_force": [{"role": "supply", "company": "TEPCO-EP", "name": "東京電力EP", "server": "mqtt://tepco",
                       "data_types": ["time"], "menu": None, "send_interval_s": 1800.0,
-                      "since": "2026-01-02T03:04:00+09:00"}],
+                      "since": "2026-01-02T03:04:00+09:00", "measure_interval_s": None}],
         "pending": [{"id": change_id, "kind": "supply", "action": "contract", "company": "ENEOS-P",
                      "name": "ENEOSでんき", "switch": "weekly fri 18:00", "data_types": ["energy"], "menu": None,
-                     "source": "cli", "last_applied": "2026-11-20T18:00:00+09:00"}]}
+                     "source": "cli", "last_applied": "2026-11-20T18:00:00+09:00", "measure_interval_s": None}]}
     json_form = contract_overview(api.store).to_json()
     assert list(json_form["in_force"][0]) == ["role", "company", "name", "server", "data_types", "menu",
-                                              "send_interval_s", "since"]
+                                              "send_interval_s", "since", "measure_interval_s"]
     assert list(json_form["pending"][0]) == ["id", "kind", "action", "company", "name", "switch", "data_types",
-                                             "menu", "source", "last_applied"]
+                                             "menu", "source", "last_applied", "measure_interval_s"]
 
 
 def test_the_contract_state_goes_out_once_per_change_and_passes_the_wire_contract(api):

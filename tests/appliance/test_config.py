@@ -113,6 +113,8 @@ def test_accepted_values_are_kept_as_written():
     assert cfg.chip.address == 248 and cfg.chip.timeout == 2.0
     assert (cfg.mqtt.keepalive, cfg.mqtt.will_delay, cfg.mqtt.port) == (5, 0, 8883)
     assert cfg.cards.slots[0].slot == "1"
+    usb = parse_config({**base(), "cards": {"usb_mount": "/media/smartmeter", "usb_poll": "500ms"}}).cards
+    assert (usb.usb_mount, usb.usb_poll) == (Path("/media/smartmeter"), timedelta(milliseconds=500))
 
 
 def test_the_example_shows_the_declared_defaults():

@@ -34,12 +34,15 @@ def test_store_list_and_cancel_changes(config):
                      "--name", "ENEOSでんき", "--data-types", "time,energy", "--switch", "weekly:fri@18:00,mon@07:00")
     assert res.returncode == 0 and "stored change #1" in res.stdout
     res = smartmeter("appliance", "contract", "add", "--config", config, "--kind", "data", "--company", "HEMS-LAB",
-                     "--data-types", "time,power", "--switch", "2099-01-01T00:00+09:00", "--send-interval", "1d")
+                     "--data-types", "time,power", "--switch", "2099-01-01T00:00+09:00", "--send-interval", "1d",
+                     "--measure-interval", "1h")
     assert res.returncode == 0, res.stderr
     pending = listing(config)["pending"]
-    assert [(p["company"], p["switch"]) for p in pending] == [
-        ("ENEOS-P", "weekly fri 18:00, mon 07:00"),
-        ("HEMS-LAB", "2099-01-01 00:00 JST")]
+    assert [(p["company"], p["switch"], p["measure_interval_s"]) for p in pending] == [
+        ("ENEOS-P", "weekly fri 18:00, mon 07:00", None),
+        ("HEMS-LAB", "2099-01-01 00:00 JST", 3600.0)]
+    assert "HEMS-LAB         at 2099-01-01 00:00 JST  measured every 1 h" in smartmeter(
+        "appliance", "contract", "list", "--config", config).stdout
     assert smartmeter("appliance", "contract", "cancel", "--config", config, "2").returncode == 0
     assert [p["company"] for p in listing(config)["pending"]] == ["ENEOS-P"]
     human = smartmeter("appliance", "contract", "list", "--config", config).stdout
@@ -52,6 +55,7 @@ def test_store_list_and_cancel_changes(config):
     (["--data-types", "time", "--switch", "2099-01-01T00:00"], "no UTC offset"),
     (["--data-types", "time", "--switch", "weekly:someday@10:00"], "switch.weekly[0].day"),
     (["--data-types", "time", "--switch", "immediate", "--send-interval", "often"], "is not a duration"),
+    (["--data-types", "time", "--switch", "immediate", "--measure-interval", "45m"], "not a multiple"),
     (["--data-types", "time", "--switch", "immediate", "--name", "N" * 20000], "field 'name' is 20000 characters"),
     (["--data-types", "time", "--switch", "immediate", "--name", "N" * 129], "more than 128"),
 ])

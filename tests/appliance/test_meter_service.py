@@ -103,7 +103,11 @@ def test_abolition_and_menu_change(rig):
     rig.drain()
     d = rig.received("D")
     assert [p["interval_end"][11:16] for p in d] == ["00:30", "01:00", "01:30", "02:00", "02:30", "03:00"]
-    assert len(rig.received("A")) == 8
+    a = rig.received("A")
+    assert len(a) == 8
+    # 56D carries the tariff menu each reading was measured under; a contract without one carries none
+    assert [(p["interval_end"][11:16], p["menu"]) for p in a][3:5] == [("02:00", "従量電灯B"), ("02:30", "夜トク8")]
+    assert all("menu" not in p for p in d)
     (a_contract,) = rig.store.contracts()
     assert a_contract.company.code == "A" and a_contract.menu == "夜トク8"
     events_a = [(e["event"], e.get("menu")) for e in rig.companies["A"].events()]

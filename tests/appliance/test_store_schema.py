@@ -160,10 +160,13 @@ def assert_migrated_without_loss(path) -> None:
                 rows = [r for r in rows if r[0] not in BREAKER_KEYS]  # the queue moved to its own table
             if table == "alerts":
                 rows = [r + (1,) for r in rows]  # step 3 added each alert's count: once
+            if table in ("contracts", "changes"):
+                rows = [r + (None,) for r in rows]  # step 6: no measure interval of their own (the base one)
             assert table_rows(db, table) == rows, table
         # only the pending request moved, with its id (the relay's command_id) and its time
         assert table_rows(db, "breaker_requests") == [
-            (4, "release", "work done", 0, datetime.fromisoformat("2026-11-23T09:01:00+09:00").timestamp(), None, None)]
+            (4, "release", "work done", 0, datetime.fromisoformat("2026-11-23T09:01:00+09:00").timestamp(), None, None,
+             "installer")]  # step 5: every earlier request was the installer's
     finally:
         db.close()
 

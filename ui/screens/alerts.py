@@ -14,6 +14,7 @@ from .rows import Row, RowSpec, scrolling_list
 
 ALERT_TONE = (0.35, 0.16, 0.15, 1)
 CARD_TONE = (0.33, 0.25, 0.10, 1)
+ALERT_TITLES = {"breaker_remote": "alert_breaker_remote"}  # alert kinds with a title of their own
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class AlertsScreen:
             brk_open = a.breaker_open
             if brk_open is None and v.breaker is not None:
                 brk_open = breaker_is_open(v.breaker)
-            lines = [f"[b]{t('alert_security') if 'security' in a.kind else a.kind}[/b]  {stamp(a.at)}"]
+            lines = [f"[b]{_title(a.kind, t)}[/b]  {stamp(a.at)}"]
             if a.company_code:
                 lines.append(t("alert_company", c=a.company_code))
             lines.append(t("alert_failed", m=msg))
@@ -109,3 +110,9 @@ def _spec(row: AlertRow) -> RowSpec:
     if row.kind == "none":
         return RowSpec(row.text, 40, PANEL, DIM)
     return RowSpec(row.text, 30 + 22 * row.text.count("\n"), CARD_TONE if row.kind == "card" else ALERT_TONE, TEXT)
+
+
+def _title(kind: str, t) -> str:
+    if kind in ALERT_TITLES:
+        return t(ALERT_TITLES[kind])
+    return t("alert_security") if "security" in kind else kind
