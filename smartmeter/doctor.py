@@ -284,8 +284,8 @@ def kernel_clock_synchronised() -> bool | None:
     return state != TIME_ERROR
 
 
-def check_clock(cfg: MeterConfig, synchronised: Callable[[], bool | None] = kernel_clock_synchronised) -> list[Finding]:
-    state = synchronised()
+def check_clock(cfg: MeterConfig, synchronised: Callable[[], bool | None] | None = None) -> list[Finding]:
+    state = (synchronised or kernel_clock_synchronised)()
     if state is None:
         return [Finding("clock", Status.WARN, "cannot tell whether the clock is synchronised (see timedatectl)")]
     if not state:
