@@ -134,8 +134,8 @@ def test_a_feedback_contact_that_disagrees_with_the_relay_fails(meter, tmp_path)
     from gpiozero.pins.mock import MockFactory
 
     from appliance.config import load_config
-    from drivers.breaker.relay import BreakerJournal
     from appliance.interfaces import BreakerState
+    from drivers.breaker.relay import BreakerJournal
 
     cfg = load_config(meter())
     journal = BreakerJournal(cfg.breaker.journal)
