@@ -48,7 +48,7 @@ def test_unit_verifies(unit, analyze, tmp_path):
 @pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.stem)
 def test_unit_runs_unprivileged_and_scores_at_most_4(unit, analyze):
     text = unit.read_text()
-    assert re.search(r"^User=smartmeter$", text, re.MULTILINE) and "NoNewPrivileges=yes" in text
+    assert re.search(r"^User=smartmeter$", text, re.M) and "NoNewPrivileges=yes" in text
     out = subprocess.run([analyze, "security", "--offline=true", str(unit)], capture_output=True, text=True,
                          timeout=60)
     score = re.search(r"Overall exposure level for \S+: ([\d.]+)", out.stdout)
