@@ -13,6 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -184,8 +185,9 @@ class MeterService:
         if n or a:
             log.info("pruned %d readings and %d alerts older than the %s retention", n, a, self.settings.retention)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
         """Run until ``stop`` is set. A failing step is logged and retried: the meter never stops measuring.
+        ``heartbeat`` is called after every step (the service manager's watchdog: a hung step stops it).
         On stop, the acknowledgements still on their way are waited for briefly and recorded."""
         tick = self.settings.tick.total_seconds()
         while not stop.is_set():
@@ -193,6 +195,8 @@ class MeterService:
                 self.step()
             except Exception:
                 log.exception("meter step failed; retrying next tick")
+            if heartbeat is not None:
+                heartbeat()
             stop.wait(tick)
         self.settle()
 

@@ -51,8 +51,8 @@ class Meter:
         self.card_slots = start_card_slots(self.config, self.clock)
         return self
 
-    def run(self, stop: threading.Event) -> None:
-        self.service.run(stop)
+    def run(self, stop: threading.Event, heartbeat=None) -> None:
+        self.service.run(stop, heartbeat)
 
     def close(self) -> None:
         for slot in self.card_slots:
@@ -81,7 +81,7 @@ def build_meter(cfg: MeterConfig, clock: Clock, *, chip: MeteringChip | None = N
     return Meter(cfg, clock, store, chip, uplink, breaker, service, meter_api(cfg, clock, store))
 
 
-def build_chip(cfg: MeterConfig, clock: Clock) -> MeteringChip:
+def build_chip(cfg: MeterConfig, clock: Clock, *, retries: int = 3) -> MeteringChip:
     from drivers.modbus.bridge import ModbusEndpoint
     from drivers.modbus.chip import ModbusMeteringChip
     from drivers.modbus.profiles import get_profile
@@ -97,7 +97,7 @@ def build_chip(cfg: MeterConfig, clock: Clock) -> MeteringChip:
                                          timeout=cfg.chip.timeout)
     else:
         raise ConfigError(f"{cfg.path}: chip: set chip.serial (RS-485 adapter) or chip.tcp (Modbus TCP gateway)")
-    return ModbusMeteringChip(profile, endpoint, cfg.chip.address, clock)
+    return ModbusMeteringChip(profile, endpoint, cfg.chip.address, clock, retries=retries)
 
 
 def build_uplink(cfg: MeterConfig, clock: Clock) -> MqttUplink:

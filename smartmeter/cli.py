@@ -20,13 +20,14 @@ GROUPS: dict[str, str] = {
     "cloud": "cloud handlers and the example company servers",
     "card": "contract cards (a company's tool)",
     "broker": "set up the MQTT broker: accounts, ACLs and TLS for meters, companies and operators",
+    "doctor": "the installer's check of every configured part, in plain words",
     "ui": "the touch screen",
     "demo": "run the whole system in emulation",
     "bench": "benchmarks that print figures and ratios",
 }
 
 # Groups that are one command rather than a family of subcommands.
-LEAVES = frozenset({"demo", "ui"})
+LEAVES = frozenset({"demo", "ui", "doctor"})
 
 # Modules that define ``register(groups: dict[str, argparse._SubParsersAction]) -> None``.
 AREAS: tuple[str, ...] = (
@@ -34,6 +35,7 @@ AREAS: tuple[str, ...] = (
     "drivers.cards.cli",
     "appliance.cli",
     "smartmeter.service",
+    "smartmeter.doctor",
     "cloud.cli",
     "cloud.outage.cli",
     "cloud.broker",

@@ -11,22 +11,27 @@ from appliance.clock import SystemClock
 from appliance.config import load_config
 
 from .assembly import build_meter
+from .systemd import Notifier, log_to_journal
 
 log = logging.getLogger("smartmeter")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    log_to_journal("smartmeter-meter", meter_id=cfg.meter.id)  # under systemd: entries with fields
     meter = build_meter(cfg, SystemClock())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     log.info("meter %s: measuring every %s from %s; broker %s:%s", cfg.meter.id, cfg.meter.measurement_interval,
              getattr(meter.chip, "describe", lambda: "the chip")(), cfg.mqtt.host, cfg.mqtt.port)
+    systemd = Notifier()
     meter.start()
+    systemd.ready(f"meter {cfg.meter.id}: measuring every {cfg.meter.measurement_interval}")
     try:
-        meter.run(stop)
+        meter.run(stop, systemd.heartbeat)
     finally:
+        systemd.stopping()
         meter.close()
     return 0
 
