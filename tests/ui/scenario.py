@@ -267,7 +267,7 @@ async def tour(app, run, panel):
         await shot(app, run, f"{'panel_' + panel if name == 'panel' else name}_{lang}")
     if panel == "a":
         await tap(app.nav.tabs["panel"])
-        await tap(app.panel.slots["1"].set_time)
+        await tap(app.panel.slots["3"].set_time)
         if await until(lambda: app.panel.datetime.is_open, 5):
             await shot(app, run, f"datetime_{lang}")
             await tap(app.panel.datetime.back)
@@ -431,7 +431,7 @@ async def panel_b(app, run, emu):
     await frames(app, 3)
     scroll, last = panel.companies.scroll, panel.companies.items[4]
     hidden_before, highlight = not visible_in(last, scroll), panel.picker.highlight
-    dy = scroll.height * 0.8
+    dy = scroll.height * 1.2
     await drag(scroll, dy)
     await frames(app, 5)
     run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll) and
@@ -449,7 +449,7 @@ async def panel_b(app, run, emu):
               all(order.index(companies.items[i]) < order.index(data) for i, e in enumerate(panel.picker.entries)
                   if e["kind"] == "supply"), str([getattr(w, "text", "")[:12] for w in order]))
     await drag(scroll, -scroll.height * 2)  # back to the top
-    await frames(app, 5)
+    await asyncio.sleep(1.0)  # the list settles after the flick
     seen = []
     for _ in range(len(panel.picker.entries)):
         await tap(panel.select)

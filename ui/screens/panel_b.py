@@ -94,7 +94,11 @@ class CompanyList:
         if i is not None and i < len(self.items):
             item = self.items[i]
             # after the layout has placed it (a new or re-ordered list has no positions yet)
-            Clock.schedule_once(lambda _dt: self.scroll.scroll_to(item, padding=self.ctx.s(8), animate=False), 0)
+            Clock.schedule_once(lambda _dt: self._scroll_to(item), 0)
+
+    def _scroll_to(self, item) -> None:
+        self.scroll.effect_y.velocity = 0  # a list still coasting from a flick stops where Select put it
+        self.scroll.scroll_to(item, padding=self.ctx.s(8), animate=False)
 
     def _empty_hint(self) -> Text:
         if self._empty is None:
