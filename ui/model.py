@@ -121,6 +121,16 @@ class DayUsage:
     total_kwh: float
     readings: int
 
+    @property
+    def last_slot(self) -> int | None:
+        """The latest half hour holding a reading (None: none)."""
+        return max((i for i, v in enumerate(self.slots) if v is not None), default=None)
+
+    def total_until(self, slot: int) -> float:
+        """kWh of the half hours up to and including ``slot``: a day still running compares with the
+        day before by the same time, not with its whole day."""
+        return sum(v for v in self.slots[:slot + 1] if v is not None)
+
 
 def half_hour_usage(day: date, rows: Iterable[dict[str, Any]]) -> DayUsage:
     """Sums one JST day's readings (``MeterAPI.day_readings``) into half-hour slots by the time their

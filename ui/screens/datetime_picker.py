@@ -52,7 +52,7 @@ class DateTimePicker:
         head.add_widget(self.once)
         head.add_widget(self.weekly)
         box.add_widget(head)
-        self.value_label = Text(font_size=s(26), halign="center", size_hint_y=None, height=s(44))
+        self.value_label = Text(font_size=s(28), halign="center")  # takes the room the rows leave
         box.add_widget(self.value_label)
         steps = BoxLayout(size_hint_y=None, height=row, spacing=s(6))
         self.day, self.hour, self.minute = (self._step(steps, unit, delta) for unit, delta in STEPS)

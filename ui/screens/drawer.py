@@ -33,7 +33,7 @@ class EmulationDrawer:
         box = BoxLayout(orientation="vertical", padding=s(8), spacing=s(5))
         panel_background(box, DRAWER_TONE, s(10))
         head = BoxLayout(size_hint_y=None, height=s(MIN_TOUCH), spacing=s(6))
-        self.title = Text(font_size=s(18), bold=True, size_hint_x=0.36)
+        self.title = Text(font_size=s(18), bold=True, size_hint_x=0.2)
         self.state = Text(font_size=s(16), color=TEXT)
         self.close = Flat(text="×", font_size=s(26), size_hint_x=None, width=s(MIN_TOUCH + 8), tone=GREY)
         self.close.bind(on_release=lambda *_: self.dismiss())

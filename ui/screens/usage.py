@@ -96,9 +96,7 @@ class UsageScreen:
         if usage and usage.readings:
             parts = [t("usage_total", kwh=usage.total_kwh)]
             if self.before and self.before.readings:
-                diff = usage.total_kwh - self.before.total_kwh
-                parts.append(t("usage_vs_prev_pct", diff=diff, pct=100 * diff / self.before.total_kwh)
-                             if self.before.total_kwh > 0 else t("usage_vs_prev", diff=diff))
+                parts.append(self.vs_before(usage, self.before))
             else:
                 parts.append(t("usage_prev_none"))
             total = "   ".join(parts)
@@ -114,6 +112,16 @@ class UsageScreen:
         i = self.days.index(day) if day in self.days else -1
         put(self.prev, disabled=i <= 0)
         put(self.next, disabled=i < 0 or i >= len(self.days) - 1)
+
+    def vs_before(self, usage: DayUsage, before: DayUsage) -> str:
+        """Against the day before; today (the newest stored day, still running) by the same time."""
+        t = self.ctx.tx.t
+        if self.days and self.day == self.days[-1] and usage.last_slot is not None:
+            return t("usage_vs_prev_so_far", diff=usage.total_kwh - before.total_until(usage.last_slot))
+        diff = usage.total_kwh - before.total_kwh
+        if before.total_kwh > 0:
+            return t("usage_vs_prev_pct", diff=diff, pct=100 * diff / before.total_kwh)
+        return t("usage_vs_prev", diff=diff)
 
     def bar_text(self, tariff) -> str:
         """The touched bar's half hour and its value (in yen at the day's average unit price)."""
