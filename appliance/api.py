@@ -134,6 +134,7 @@ class MeterView:
     link: LinkState | None
     queued: int
     breaker: BreakerState | None
+    oldest_due: datetime | None = None  # when the oldest queued message that is due became due
 
 
 class MeterAPI:
@@ -156,9 +157,10 @@ class MeterAPI:
     def view(self) -> MeterView:
         overview = contract_overview(self.store)
         link = self.store.get_meta("link")
+        now = self.clock.now()
         return MeterView(
             meter_id=self.meter_id,
-            now=self.clock.now(),
+            now=now,
             last_reading=self.store.last_reading(),
             in_force=overview.in_force,
             pending=overview.pending,
@@ -167,6 +169,7 @@ class MeterAPI:
                                                      _problem(link.get("problem"))),
             queued=self.store.outbox_size(),
             breaker=self.store.breaker_state(),
+            oldest_due=self.store.oldest_due(now),
         )
 
     def day_readings(self, day: date) -> list[dict[str, Any]]:

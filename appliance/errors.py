@@ -10,4 +10,13 @@ class ConfigError(MeterError):
 
 
 class ChangeRejected(MeterError):
-    """Contract change data that is not stored: malformed, unknown data type, past switch time, ..."""
+    """Contract change data that is not stored: malformed, unknown data type, past switch time, ...
+
+    ``code`` names the check that refused it, stable for displays that word it for a household."""
+
+    code = "rejected"
+
+    def __init__(self, *args: object, code: str | None = None) -> None:
+        super().__init__(*args)
+        if code is not None:
+            self.code = code

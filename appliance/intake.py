@@ -26,21 +26,24 @@ log = logging.getLogger(__name__)
 def validate(change: ContractChange, now: datetime, measurement_interval: timedelta) -> None:
     """Raise :class:`ChangeRejected` naming the problem; return quietly if the change may be stored."""
     if not CODE_RE.match(change.company.code or ""):
-        raise ChangeRejected(f"company.code: {change.company.code!r} must be 1-32 of A-Z a-z 0-9 _ -")
+        raise ChangeRejected(f"company.code: {change.company.code!r} must be 1-32 of A-Z a-z 0-9 _ -",
+                             code="bad_company_code")
     _within_card_limits(change)
     if change.action is Action.CONTRACT and not change.data_types:
-        raise ChangeRejected("data_types: a new contract must name at least one data type")
+        raise ChangeRejected("data_types: a new contract must name at least one data type", code="no_data_types")
     if change.action is Action.MENU and not change.menu:
-        raise ChangeRejected("menu: a tariff-menu change must name the new menu")
+        raise ChangeRejected("menu: a tariff-menu change must name the new menu", code="no_menu")
     if change.switch.at is not None and change.switch.at <= now:
         raise ChangeRejected(
-            f"switch: {iso(change.switch.at)} is in the past (now {iso(now)}); use 'immediate' or a future time")
+            f"switch: {iso(change.switch.at)} is in the past (now {iso(now)}); use 'immediate' or a future time",
+            code="past_switch_time")
     if change.send_interval is not None and change.send_interval < measurement_interval:
-        raise ChangeRejected("send_interval: shorter than the meter's measurement interval")
+        raise ChangeRejected("send_interval: shorter than the meter's measurement interval",
+                             code="send_interval")
     measure = change.measure_interval
     if measure is not None and (measure < measurement_interval or measure % measurement_interval):
         raise ChangeRejected(f"measure_interval: {measure} is not a multiple of the meter's measurement interval "
-                             f"({measurement_interval})")
+                             f"({measurement_interval})", code="measure_interval")
 
 
 def _within_card_limits(change: ContractChange) -> None:
@@ -53,9 +56,10 @@ def _within_card_limits(change: ContractChange) -> None:
     fields.text(company, "server", optional=True)
     fields.text(company, "menu", optional=True, max_len=MAX_MENU)
     if change.send_interval is not None and change.send_interval > timedelta(seconds=MAX_SEND_INTERVAL):
-        raise ChangeRejected(f"send_interval: longer than {timedelta(seconds=MAX_SEND_INTERVAL)}")
+        raise ChangeRejected(f"send_interval: longer than {timedelta(seconds=MAX_SEND_INTERVAL)}", code="send_interval")
     if change.measure_interval is not None and change.measure_interval > timedelta(seconds=MAX_MEASURE_INTERVAL):
-        raise ChangeRejected(f"measure_interval: longer than {timedelta(seconds=MAX_MEASURE_INTERVAL)}")
+        raise ChangeRejected(f"measure_interval: longer than {timedelta(seconds=MAX_MEASURE_INTERVAL)}",
+                             code="measure_interval")
     if change.serial is not None:
         fields.integer({"serial": change.serial}, "serial", low=0)
 

@@ -452,6 +452,12 @@ class Store:
     def outbox_size(self) -> int:
         return self.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
+    def oldest_due(self, now: datetime) -> datetime | None:
+        """When the oldest queued message that is due by ``now`` became due (None: none is waiting).
+        A message held for its company's send interval is not yet due, so it does not count."""
+        t = self.db.execute("SELECT min(release_at) FROM outbox WHERE release_at <= ?", (to_epoch(now),)).fetchone()[0]
+        return None if t is None else from_epoch(t)
+
     def outbox_by_company(self) -> dict[str, int]:
         return {k or "*": n for k, n in self.db.execute(
             "SELECT company_code, count(*) FROM outbox GROUP BY company_code")}

@@ -113,6 +113,20 @@ class EmulationControl:
     def cards(self) -> list[str]:
         return self._state["cards"]
 
+    @property
+    def inserted(self) -> dict[str, str]:
+        """slot -> the example card the drawer put in it."""
+        return self._state.get("inserted", {})
+
+    @property
+    def load_w(self) -> float | None:
+        """The load set from the drawer (None: the household profile)."""
+        return self._state.get("load_w")
+
+    @property
+    def solar_w(self) -> float:
+        return self._state.get("solar_w", 0.0)
+
     def answer_of(self, card: str) -> str:
         """How the company issuing ``card`` answers confirmations now."""
         return self._state["answers"][self._state["card_companies"][card]]

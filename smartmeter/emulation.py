@@ -120,6 +120,9 @@ class EmulatedSystem:
         self.started_wall = time.time()
         self.started_sim = self.clock.now()
         self.supply_on, self.broker_up = True, True
+        self.inserted: dict[str, str] = {}  # slot -> the example card in it (the drawer shows it)
+        self.load_w: float | None = None  # None: the household profile; set by the drawer
+        self.solar_w = 0.0
         # the broker as a utility runs it: an account and the ACLs of interfaces.md section 2 per party
         from cloud.broker import Party
 
@@ -238,18 +241,22 @@ class EmulatedSystem:
         if self.sim.remove(slot)["removed"]:
             time.sleep(0.6)  # a hand swapping cards: the reader sees the slot empty before the next card
         self.sim.insert(slot, card_image(self.cards[card]))
+        self.inserted[slot] = card
 
     def remove_card(self, slot: str) -> None:
         self.sim.remove(slot)
+        self.inserted.pop(slot, None)
 
     def set_load(self, watts: float | None) -> None:
         self.emulator.set_solar_w(0.0 if watts is not None else None)
         self.emulator.set_load_w(watts)
+        self.load_w, self.solar_w = watts, 0.0
 
     def set_solar_export(self, watts: float) -> None:
         """Solar generation ``watts`` above a small house load: the meter sees reverse flow."""
         self.emulator.set_load_w(200.0)
         self.emulator.set_solar_w(200.0 + watts)
+        self.load_w, self.solar_w = 200.0, watts
 
     def set_supply(self, on: bool) -> None:
         """Cut or restore the grid supply; a cut sends the last gasp (``power_fail``) while the radio lasts."""
@@ -286,7 +293,8 @@ class EmulatedSystem:
         return {"supply_on": self.supply_on, "broker_up": self.broker_up,
                 "slots": sorted(self.sim.slots) if getattr(self, "sim", None) else [],
                 "cards": [c.name for c in EXAMPLE_CARDS], "card_companies": {c.name: c.code for c in EXAMPLE_CARDS},
-                "answers": {code: s.answer for code, s in self.servers.items()}}
+                "answers": {code: s.answer for code, s in self.servers.items()},
+                "inserted": dict(self.inserted), "load_w": self.load_w, "solar_w": self.solar_w}
 
     # -- what a separate process needs to attach ----------------------------------------------------
     def descriptor(self, control: str | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
 from appliance.api import ContractView
@@ -40,11 +40,19 @@ Post = Callable[[Callable[[], None]], None]
 OFF, ON, BLINK = "off", "on", "blink"
 
 
+SUPPLY_CUT_V = 50.0  # below this the grid supplies nothing: a power cut, not a house using nothing
+
+
 @dataclass(frozen=True)
 class FlowMarks:
-    state: str  # forward | no_load | reverse | breaker_open | unknown
+    state: str  # forward | no_load | reverse | breaker_open | supply_cut | unmeasured | unknown
     forward: str  # off | on | blink
     reverse: str
+
+    @property
+    def unmeasured(self) -> bool:
+        """The 無計量 mark (JP6794864B2 Fig. 7, 5c): lit while the meter is not measuring."""
+        return self.state == "unmeasured"
 
 
 def link_problem_text(problem: LinkProblem) -> str | None:
@@ -59,18 +67,46 @@ def breaker_is_open(breaker: BreakerState | None) -> bool:
 def flow_marks(last_reading: dict[str, Any] | None, breaker: BreakerState | None,
                no_load_w: float = 5.0) -> FlowMarks:
     """Fig. 7: forward blinks on forward flow, both light on no load, reverse blinks on reverse flow,
-    both blink when the breaker (switch) is open. ``last_reading`` is the reading as stored
-    (:attr:`appliance.api.MeterView.last_reading`)."""
+    both blink when the breaker (switch) is open. A reading the meter could not measure (the chip
+    unreadable) lights the 無計量 mark instead; no voltage is a supply cut (停電), not no load.
+    ``last_reading`` is the reading as stored (:attr:`appliance.api.MeterView.last_reading`)."""
     if breaker_is_open(breaker):
         return FlowMarks("breaker_open", BLINK, BLINK)
-    power = (last_reading or {}).get("power_w")
-    if power is None:
+    if last_reading is None:
         return FlowMarks("unknown", OFF, OFF)
+    if last_reading.get("quality", "good") == "bad":
+        return FlowMarks("unmeasured", OFF, OFF)
+    voltage = last_reading.get("voltage_v")
+    if voltage is not None and voltage < SUPPLY_CUT_V:
+        return FlowMarks("supply_cut", OFF, OFF)
+    power = last_reading.get("power_w")
+    if power is None:
+        return FlowMarks("unmeasured", OFF, OFF)
     if power > no_load_w:
         return FlowMarks("forward", BLINK, OFF)
     if power < -no_load_w:
         return FlowMarks("reverse", OFF, BLINK)
     return FlowMarks("no_load", ON, ON)
+
+
+# --- the top bar's backlog -------------------------------------------------------------------
+
+BACKLOG_FLOOR = timedelta(minutes=1)  # late: due for longer than 2 send intervals, and at least this
+BACKLOG_MAX = 1000  # queued messages beyond which a backlog is shown whatever their age
+
+
+def backlog(view: Any) -> str | None:
+    """The i18n key of the backlog line, when the queue is abnormal; None when it is the usual
+    handful in flight (a household would read any count as data being lost). ``view``: a
+    :class:`appliance.api.MeterView`."""
+    if not view.queued:
+        return None
+    if view.link is not None and not view.link.connected:
+        return "backlog_line"
+    intervals = [c.send_interval for c in view.in_force]
+    limit = max(2 * max(intervals, default=timedelta(0)), BACKLOG_FLOOR)
+    late = view.oldest_due is not None and view.now - view.oldest_due > limit
+    return "backlog_late" if late or view.queued > BACKLOG_MAX else None
 
 
 # --- usage chart ---------------------------------------------------------------------------
@@ -84,6 +120,16 @@ class DayUsage:
     bad: list[int]  # slots holding a reading the meter could not measure
     total_kwh: float
     readings: int
+
+    @property
+    def last_slot(self) -> int | None:
+        """The latest half hour holding a reading (None: none)."""
+        return max((i for i, v in enumerate(self.slots) if v is not None), default=None)
+
+    def total_until(self, slot: int) -> float:
+        """kWh of the half hours up to and including ``slot``: a day still running compares with the
+        day before by the same time, not with its whole day."""
+        return sum(v for v in self.slots[:slot + 1] if v is not None)
 
 
 def half_hour_usage(day: date, rows: Iterable[dict[str, Any]]) -> DayUsage:
@@ -104,6 +150,28 @@ def half_hour_usage(day: date, rows: Iterable[dict[str, Any]]) -> DayUsage:
             continue
         slots[i] = (slots[i] or 0.0) + r["energy_wh"] / 1000
     return DayUsage(slots, sorted(bad), sum(v for v in slots if v is not None), n)
+
+
+AXIS_STEPS = (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0)  # kWh per half hour: tops the axis can have
+
+
+def axis_top(peaks: Iterable[float]) -> float:
+    """The usage chart's y-axis top (kWh per half hour): the smallest step at or above the highest
+    half hour of every day given, so each day is drawn on the same scale."""
+    peak = max(peaks, default=0.0)
+    return next((s for s in AXIS_STEPS if s >= peak), AXIS_STEPS[-1] * (int(peak // AXIS_STEPS[-1]) + 1))
+
+
+def axis_ticks(top: float) -> list[float]:
+    """Gridlines at a quarter, half, three quarters and the top."""
+    return [round(top * k / 4, 4) for k in (1, 2, 3, 4)]
+
+
+def slot_times(i: int) -> tuple[str, str]:
+    """A half-hour slot's start and end as a clock shows them."""
+    start = i * 30
+    end = start + 30
+    return f"{start // 60}:{start % 60:02d}", f"{end // 60}:{end % 60:02d}"
 
 
 # --- the worker: no I/O on the UI thread ---------------------------------------------------
@@ -160,8 +228,13 @@ class SlotState:
     reading: bool = False
     verified: Any = None  # appliance.trust.VerifiedDocument
     problem: dict[str, Any] | None = None
-    switch_at: datetime | None = None  # the date-time set on this slot (Fig. 9(a) date-time display)
-    change_id: int | None = None  # the pending change that date-time stands for
+    switch: SwitchTime | None = None  # the switch time set on this slot: a date-time or a weekly rule
+    change_id: int | None = None  # the pending change it stands for
+
+    @property
+    def switch_at(self) -> datetime | None:
+        """The date-time set on this slot (Fig. 9(a) date-time display), if a one-off one."""
+        return self.switch.at if self.switch is not None else None
 
     @property
     def company(self) -> dict[str, Any] | None:
@@ -293,11 +366,13 @@ class CardSlots:
             verified = self.slots[slot].verified
         return self._change(verified, f"card:{slot}", SwitchTime(immediate=True)) if verified else None
 
-    def scheduled_change(self, slot: str, at: datetime) -> ContractChange | None:
-        """Date-time set (Fig. 9(a)): the slot's card's contract, switched at ``at``."""
+    def scheduled_change(self, slot: str, when: datetime | SwitchTime) -> ContractChange | None:
+        """Date-time set (Fig. 9(a)): the slot's card's contract, switched at a date-time or by a
+        weekly rule (the patent's weekly schedule, the same :class:`SwitchTime` the CLI makes)."""
         with self.lock:
             verified = self.slots[slot].verified
-        return self._change(verified, f"card:{slot}", SwitchTime(at=at)) if verified else None
+        switch = when if isinstance(when, SwitchTime) else SwitchTime(at=when)
+        return self._change(verified, f"card:{slot}", switch) if verified else None
 
     def catalogue_change(self, key: tuple[str, str | None], source: str = "panel") -> ContractChange | None:
         """OK on the Fig. 9(b) list: the chosen company's (or menu's) contract, switched at once."""
@@ -311,10 +386,10 @@ class CardSlots:
 
         return replace(to_change(verified, source), switch=switch)
 
-    def note_scheduled(self, slot: str, at: datetime | None, change_id: int | None) -> None:
+    def note_scheduled(self, slot: str, switch: SwitchTime | None, change_id: int | None) -> None:
         with self.lock:
             s = self.slots[slot]
-            s.switch_at, s.change_id = at, change_id
+            s.switch, s.change_id = switch, change_id
         self.changed()
 
     def entries(self) -> list[dict[str, Any]]:

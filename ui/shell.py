@@ -18,42 +18,41 @@ from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 
 from .app import UiSettings
 from .i18n import Texts, stamp
-from .model import CardSlots, Worker
+from .model import CardSlots, Worker, backlog
+from .notices import ERROR, Notice
 from .screens.alerts import AlertsScreen
 from .screens.base import UiContext
 from .screens.contracts import ContractsScreen
 from .screens.drawer import EmulationDrawer
 from .screens.meter import MeterScreen
+from .screens.notice_bar import NoticeBar
 from .screens.panel_a import PanelA
 from .screens.panel_b import PanelB
 from .screens.usage import UsageScreen
-from .widgets import ACCENT, BAD, BG, DIM, GOOD, GREY, PANEL, TEXT, Flat, Text, put
+from .widgets import ACCENT, BAD, BG, GOOD, GREY, MIN_TOUCH, PANEL, TEXT, Flat, Text, put
 
 # the screens in nav-bar order, with their tab's text
 TABS = (("meter", "tab_meter"), ("usage", "tab_usage"), ("panel", "tab_panel"), ("contracts", "tab_contracts"),
         ("alerts", "tab_alerts"))
-ALERTS_WAITING = (1, 0.55, 0.5, 1)  # the alerts tab's text while there is something to tell
+ALERTS_WAITING = (1, 0.62, 0.58, 1)  # the alerts tab's text while there is something to tell (on PANEL)
 DRAWER_TAB = (0.45, 0.30, 0.60, 1)
 
 
 class TopBar:
-    """Title, status line (the last action's outcome), cloud link, the meter's time, language."""
+    """Title, cloud link (and a backlog only when it is abnormal), the meter's time, language.
+    What an action did is told on the notice line under it (:class:`NoticeBar`)."""
 
     def __init__(self, ctx: UiContext, toggle_language: Callable[[], None]) -> None:
         self.ctx = ctx
         s = ctx.s
-        self.root = BoxLayout(size_hint_y=None, height=s(40), spacing=s(6))
-        self.title = Text(font_size=s(20), bold=True, size_hint_x=0.26)
-        self.status = Text(font_size=s(14), size_hint_x=0.40, color=DIM)
-        self.link = Text(font_size=s(14), size_hint_x=0.18, halign="right")
-        self.clock = Text(font_size=s(15), size_hint_x=0.16, halign="right")
-        self.lang = Flat(font_size=s(15), size_hint_x=None, width=s(84), tone=GREY)
+        self.root = BoxLayout(size_hint_y=None, height=s(MIN_TOUCH), spacing=s(6))
+        self.title = Text(font_size=s(20), bold=True, size_hint_x=0.28)
+        self.link = Text(font_size=s(16), size_hint_x=0.40, halign="right")
+        self.clock = Text(font_size=s(16), size_hint_x=0.20, halign="right")
+        self.lang = Flat(font_size=s(16), size_hint_x=None, width=s(92), tone=GREY)
         self.lang.bind(on_release=lambda *_: toggle_language())
-        for w in (self.title, self.status, self.link, self.clock, self.lang):
+        for w in (self.title, self.link, self.clock, self.lang):
             self.root.add_widget(w)
-
-    def flash(self, text: str, tone=ACCENT) -> None:
-        put(self.status, text=text, color=tone)
 
     def retext(self) -> None:
         t = self.ctx.tx.t
@@ -66,8 +65,9 @@ class TopBar:
             return
         put(self.clock, text=stamp(v.now))
         ok = v.link is not None and v.link.connected
-        put(self.link, text=t("link_ok" if ok else "link_down") + ("  " + t("queued", n=v.queued) if v.queued else ""),
-            color=GOOD if ok else BAD)
+        late = backlog(v)
+        put(self.link, text=t("link_ok" if ok else "link_down") + ("  " + t(late, n=v.queued) if late else ""),
+            color=GOOD if ok and not late else BAD)
 
 
 class NavBar:
@@ -76,21 +76,32 @@ class NavBar:
     def __init__(self, ctx: UiContext, show: Callable[[str], None], drawer: EmulationDrawer | None) -> None:
         self.ctx = ctx
         s = ctx.s
-        self.root = BoxLayout(size_hint_y=None, height=s(52), spacing=s(6))
+        self.root = BoxLayout(size_hint_y=None, height=s(56), spacing=s(6))
         self.tabs: dict[str, Flat] = {}
+        self.current = "meter"  # the screen shown
+        self.alerts_waiting = False
         for name, _ in TABS:
             self.tabs[name] = b = Flat(font_size=s(18), tone=ACCENT if name == "meter" else PANEL)
             b.bind(on_release=lambda _b, n=name: show(n))
             self.root.add_widget(b)
         self.drawer: Flat | None = None
         if drawer is not None:
-            self.drawer = Flat(font_size=s(15), tone=DRAWER_TAB, size_hint_x=0.8)
+            self.drawer = Flat(font_size=s(16), tone=DRAWER_TAB, size_hint_x=0.8)
             self.drawer.bind(on_release=lambda *_: drawer.open())
             self.root.add_widget(self.drawer)
 
     def select(self, screen: str) -> None:
+        self.current = screen
         for name, b in self.tabs.items():
             put(b, tone=ACCENT if name == screen else PANEL)
+        self.mark_alerts(self.alerts_waiting)
+
+    def mark_alerts(self, waiting: bool) -> None:
+        """The alerts tab's text turns red while there is something to tell; white on the active
+        tab, where red would not read (contrast under 4.5:1)."""
+        self.alerts_waiting = waiting
+        active = self.current == "alerts"
+        put(self.tabs["alerts"], color=ALERTS_WAITING if waiting and not active else TEXT)
 
     def retext(self) -> None:
         t = self.ctx.tx.t
@@ -127,12 +138,13 @@ class SmartMeterApp(App):
         self.worker = Worker(self.post)
         self.ctx = ctx = UiContext(self.api, self.cards, self.settings, self.tx,
                                    scale=min(Window.width / 800.0, Window.height / 480.0), worker=self.worker,
-                                   flash=lambda text, tone=ACCENT: self.top.flash(text, tone),
+                                   notify=lambda notice: self.notice.show(notice),
                                    request_view=self.request_view)
         self.cards.changed = lambda: self.post(self._cards_changed)
         # The meter keeps the Fig. 9(b) list: each verified card is stored through the worker.
         self.cards.remember = lambda raw, slot: self.worker.submit(self.api.remember_card, raw, slot)
         self.top = TopBar(ctx, self.toggle_language)
+        self.notice = NoticeBar(ctx)
         self.meter = MeterScreen(ctx)
         self.usage = UsageScreen(ctx)
         self.panel = PanelA(ctx) if self.settings.panel == "a" else PanelB(ctx)
@@ -150,7 +162,7 @@ class SmartMeterApp(App):
             scr.add_widget(screen.root)
             self.sm.add_widget(scr)
         col = BoxLayout(orientation="vertical", padding=ctx.s(6), spacing=ctx.s(6))
-        for part in (self.top.root, self.sm, self.nav.root):
+        for part in (self.top.root, self.notice.root, self.sm, self.nav.root):
             col.add_widget(part)
         root = FloatLayout()
         root.add_widget(col)
@@ -186,7 +198,7 @@ class SmartMeterApp(App):
 
     def _view_failed(self, exc: Exception) -> None:
         self._view_pending = False
-        self.top.flash(str(exc), BAD)
+        self.notice.show(Notice("view_failed", tone=ERROR))
 
     def apply_view(self, view) -> None:
         self._view_pending = False
@@ -199,10 +211,15 @@ class SmartMeterApp(App):
         self.contracts.refresh()
         self.refresh_alerts()
         self.top.refresh()
+        self.notice.settle()
+        if self.drawer is not None and self.drawer.is_open:
+            self.drawer.refresh()
+        if self.sm.current == "usage":
+            self.usage.refresh()  # the yen estimate follows the supply contract's menu
 
     def refresh_alerts(self) -> None:
         self.alerts.refresh()
-        put(self.nav.tabs["alerts"], color=ALERTS_WAITING if self.alerts.has_alerts else TEXT)
+        self.nav.mark_alerts(self.alerts.has_alerts)
 
     def show(self, screen: str) -> None:
         self.sm.current = screen
@@ -215,7 +232,7 @@ class SmartMeterApp(App):
         self.refresh_texts()
 
     def refresh_texts(self) -> None:
-        for part in (self.top, self.nav, self.meter, self.usage, self.panel, self.drawer):
+        for part in (self.top, self.notice, self.nav, self.meter, self.usage, self.panel, self.drawer):
             if part is not None:
                 part.retext()
         self.refresh()

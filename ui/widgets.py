@@ -13,13 +13,30 @@ PANEL = (0.16, 0.17, 0.20, 1)
 TEXT = (0.93, 0.94, 0.96, 1)
 DIM = (0.55, 0.57, 0.62, 1)
 GREY = (0.38, 0.39, 0.42, 1)
-ACCENT = (0.20, 0.55, 0.95, 1)
+ACCENT = (0.10, 0.36, 0.76, 1)  # white text on it: over 6:1
 LIT = (1.0, 0.72, 0.15, 1)  # a lit card-select button / mark
 ON_LIT = (0.1, 0.1, 0.1, 1)  # text on a lit button
 GOOD = (0.25, 0.75, 0.40, 1)
 BAD = (0.90, 0.30, 0.28, 1)
+BAR = (0.30, 0.62, 1.0, 1)  # usage bars
 SEG_ON = (0.35, 1.0, 0.55, 1)
 SEG_OFF = (0.12, 0.22, 0.15, 1)
+MIN_TOUCH = 48  # px at 800x480: the smallest touch target
+MIN_CONTRAST = 4.5  # WCAG AA for text
+
+
+def luminance(rgba) -> float:
+    """Relative luminance (WCAG 2) of an RGB(A) colour with components 0-1."""
+    def lin(c: float) -> float:
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lin(c) for c in rgba[:3])
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(fg, bg) -> float:
+    """WCAG contrast ratio of two colours (1 to 21)."""
+    a, b = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
 
 
 class Text(Label):
@@ -217,18 +234,44 @@ class Mark(Widget):
 
 
 class BarChart(Widget):
-    """A day's usage: one bar per half-hour slot (``values``, kWh; None draws nothing), a red tick
-    under the slots in ``bad``, and hour labels under the axis every ``tick_hours``."""
+    """A day's usage: one bar per half-hour slot (``values``, kWh; None draws nothing) on a y-axis
+    from 0 to ``top`` kWh (the same for every day shown, so days compare by eye), labelled at
+    ``y_ticks``; a red tick under the slots in ``bad``; hour labels under the axis every
+    ``tick_hours``. A touch on a bar selects it (``selected``), outlined."""
 
     values = ListProperty([])
     bad = ListProperty([])
+    top_kwh = NumericProperty(1.0)
+    y_ticks = ListProperty([])
     tick_hours = NumericProperty(3)
-    font_size = NumericProperty(12)
+    font_size = NumericProperty(14)
+    selected = NumericProperty(-1)  # the touched bar, -1 none
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._ticks: dict[tuple[str, float], object] = {}  # hour label textures, rendered once per font size
-        self.bind(values=self._draw, bad=self._draw, pos=self._draw, size=self._draw, font_size=self._draw)
+        self._ticks: dict[tuple[str, float], object] = {}  # label textures, rendered once per font size
+        self.bind(values=self._draw, bad=self._draw, pos=self._draw, size=self._draw, font_size=self._draw,
+                  top_kwh=self._draw, y_ticks=self._draw, selected=self._draw)
+
+    @property
+    def gutter(self) -> float:
+        """Room left of the bars for the y-axis labels."""
+        return self.font_size * 3.2
+
+    def slot_at(self, x: float) -> int | None:
+        n = len(self.values)
+        left = self.x + self.gutter
+        if not n or x < left:
+            return None
+        return min(n - 1, int((x - left) / ((self.width - self.gutter) / n)))
+
+    def on_touch_down(self, touch):
+        if self.collide_point(*touch.pos):
+            i = self.slot_at(touch.x)
+            if i is not None:
+                self.selected = i
+                return True
+        return super().on_touch_down(touch)
 
     def _tick(self, text: str):
         from kivy.core.text import Label as CoreLabel
@@ -240,37 +283,54 @@ class BarChart(Widget):
             self._ticks[key] = label.texture
         return self._ticks[key]
 
+    def _label(self, text: str, x: float, y: float) -> None:
+        tex = self._tick(text)
+        Rectangle(texture=tex, size=tex.size, pos=(x, y))
+
     def _draw(self, *_):
         self.canvas.clear()
         n = len(self.values)
         axis = self.font_size * 1.6  # room under the bars for the hour labels
         base = self.y + axis
+        left = self.x + self.gutter
+        width = self.width - self.gutter
+        height = self.top - base - self.font_size * 0.8
+        top_kwh = max(self.top_kwh, 1e-9)
         with self.canvas:
             Color(*PANEL)
             Rectangle(pos=self.pos, size=self.size)
+            for v in self.y_ticks:  # gridlines and their values
+                y = base + height * v / top_kwh
+                Color(*GREY)
+                Line(points=[left, y, self.right, y], width=1, dash_length=3, dash_offset=3)
+                tex = self._tick(f"{v:g}")
+                Color(*DIM)
+                Rectangle(texture=tex, size=tex.size, pos=(left - tex.width - 4, y - tex.height / 2))
             if n:
-                bw = self.width / n
+                bw = width / n
                 per_hour = n / 24
                 for h in range(0, 25, int(self.tick_hours)):
-                    x = self.x + min(h * per_hour * bw, self.width - 1)
+                    x = left + min(h * per_hour * bw, width - 1)
                     Color(*GREY)
                     Line(points=[x, base, x, base - axis * 0.25], width=1)
                     tex = self._tick(str(h))
                     Color(*DIM)
                     Rectangle(texture=tex, size=tex.size,
-                              pos=(min(max(self.x, x - tex.width / 2), self.right - tex.width), self.y + 2))
-                shown = [v for v in self.values if v is not None]
-                top = max(max(shown, default=0), 1e-9)
-                Color(*ACCENT)
+                              pos=(min(max(left, x - tex.width / 2), self.right - tex.width), self.y + 2))
                 for i, v in enumerate(self.values):
                     if v:
-                        Rectangle(pos=(self.x + i * bw + bw * 0.1, base + 1),
-                                  size=(max(1, bw * 0.8), (self.top - base - 4) * v / top))
+                        Color(*(LIT if i == self.selected else BAR))
+                        Rectangle(pos=(left + i * bw + bw * 0.1, base + 1),
+                                  size=(max(1, bw * 0.8), height * min(v, top_kwh) / top_kwh))
+                if 0 <= self.selected < n:
+                    Color(*LIT)
+                    Line(rectangle=(left + self.selected * bw, base, bw, height), width=1)
                 Color(*BAD)
                 for i in self.bad:
-                    Rectangle(pos=(self.x + i * bw + bw * 0.1, base - 4), size=(max(1, bw * 0.8), 4))
+                    Rectangle(pos=(left + i * bw + bw * 0.1, base - 4), size=(max(1, bw * 0.8), 4))
             Color(*GREY)
-            Line(points=[self.x, base, self.right, base], width=1)
+            Line(points=[left, base, self.right, base], width=1)
+            Line(points=[left, base, left, base + height], width=1)
 
 
 def differs(current, value) -> bool:

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ui.app import UiSettings, create_app, prepare_kivy  # noqa: E402
+from ui.i18n import TEXTS  # noqa: E402
 from smartmeter.kiosk import parse_size  # noqa: E402
 from touch import (AheadClock, Run, UiThreadIo, close_drawer, drag, events, frames, insert, open_drawer,  # noqa: E402
                    shot, supply_company, tap, until, visible_in)
@@ -52,9 +53,19 @@ async def marks(app, run, emu):
         run.check(f"marks:{state}", ok and modes == want and seen["f"] == expect_seen[want[0]]
                   and seen["r"] == expect_seen[want[1]],
                   f"state={meter.flow_state} modes={modes} seen={seen} power={meter.power_seg.text}")
+        if state == "reverse":  # the 売電 register shows while selling
+            run.check("meter:export_register", meter.export_shown and meter.export_seg.opacity == 1 and
+                      meter.flow_label.text == "売電中", f"{meter.flow_label.text} {meter.export_seg.text}")
         await shot(app, run, f"meter_{state}")
     await open_drawer(app)
     await tap(drawer.breaker)  # close the breaker again
+    await tap(drawer.supply)  # a supply cut: 停電, not 無負荷
+    await close_drawer(app)
+    ok = await until(lambda: meter.flow_state == "supply_cut", 20)
+    run.check("meter:supply_cut", ok and meter.flow_label.text == "停電", f"{meter.flow_state} {meter.flow_label.text}")
+    await shot(app, run, "meter_supply_cut")
+    await open_drawer(app)
+    await tap(drawer.supply)
     await tap(drawer.load[1500])
     await close_drawer(app)
     await until(lambda: meter.flow_state == "forward", 20)
@@ -78,8 +89,21 @@ async def panel_a(app, run, emu):
     run.check("panel_a:lit_in_force", ok, "slot 1 (TEPCO, commissioned) lights")
     await shot(app, run, "panel_a")
 
-    # select slot 2: switches at once, in the core and on MQTT
+    await usage_yen(app, run)
+    await tap(app.nav.tabs["panel"])
+
+    # select slot 2: asks first; no switches on "cancel"; "switch" switches at once, in the core and on MQTT
     await tap(slots["2"].select)
+    ok = await until(lambda: app.panel.confirm is not None and app.panel.confirm.is_open, 5)
+    question = app.panel.confirm.question.text
+    await shot(app, run, "panel_a_confirm")
+    await tap(app.panel.confirm.no)
+    await frames(app, 3)
+    run.check("confirm:asks", ok and question == "ENEOSでんき に切り換えますか？" and not app.panel.confirm.is_open and
+              supply_company(store) == "TEPCO-EP" and not store.changes(("pending",)), question)
+    await tap(slots["2"].select)
+    await until(lambda: app.panel.confirm.is_open, 5)
+    await tap(app.panel.confirm.yes)
     ok_core = await until(lambda: supply_company(store) == "ENEOS-P", 15)
     ok_mqtt = await until(lambda: "contract_started" in events(emu, "ENEOS-P"), 15)
     ok_ended = await until(lambda: "contract_ended" in events(emu, "TEPCO-EP"), 15)
@@ -88,6 +112,10 @@ async def panel_a(app, run, emu):
     run.check("panel_a:select_on_mqtt", ok_mqtt and ok_ended,
               f"ENEOS={events(emu, 'ENEOS-P')} TEPCO={events(emu, 'TEPCO-EP')}")
     run.check("panel_a:select_lights", ok_lit)
+    # the notice turns to the past tense once the view shows ENEOS in force
+    ok = await until(lambda: app.notice.shown == "ENEOSでんき に切り換えました", 10)
+    run.check("confirm:done_tense", ok and app.notice.root.y + app.notice.root.height <= app.top.root.y + 1,
+              app.notice.shown)
     await shot(app, run, "panel_a_selected")
 
     # date-time set on slot 3: unset shows grey; set schedules the switch
@@ -123,6 +151,7 @@ async def panel_a(app, run, emu):
     run.check("schedule:on_mqtt", ok, str(events(emu, "LOOOP")))
     run.check("schedule:not_yet_switched", supply_company(store) == "ENEOS-P")
     await shot(app, run, "panel_a_scheduled")
+    await weekly_and_past(app, run, store, slots["3"])
 
     await tap(app.nav.tabs["contracts"])
     await until(lambda: len(app.contracts.list.children) >= 4, 5)
@@ -135,12 +164,11 @@ async def panel_a(app, run, emu):
     await tap(app.nav.tabs["panel"])
     await frames(app, 3)
     slot_text = slots["1"].card.text
-    run.check("rejected:slot_reason", ok and prob.get("reason_ja", "") in slot_text and prob.get("reason_ja"),
-              f"{prob} | {slot_text}")
+    run.check("rejected:slot_reason", ok and TEXTS["refused_unregistered"][0] in slot_text, f"{prob} | {slot_text}")
     await shot(app, run, "panel_a_rejected")
     await tap(app.nav.tabs["alerts"])
     await frames(app, 3)
-    run.check("rejected:alerts_reason", any(prob.get("reason_ja", "@@") in t for t in alert_texts(app)),
+    run.check("rejected:alerts_reason", any(TEXTS["refused_unregistered"][0] in t for t in alert_texts(app)),
               str(alert_texts(app))[:300])
 
     # a security error through the real confirmation flow (embodiment 4): HEMS-LAB's server answers
@@ -153,6 +181,11 @@ async def panel_a(app, run, emu):
     ok = await until(lambda: (app.cards.snapshot()["2"].company or {}).get("code") == "HEMS-LAB", 20)
     await tap(app.nav.tabs["panel"])
     await tap(slots["2"].select)
+    await until(lambda: app.panel.confirm.is_open, 5)
+    run.check("confirm:data_company", app.panel.confirm.question.text == "HEMSラボ へのデータ提供を開始しますか？",
+              app.panel.confirm.question.text)
+    await tap(app.panel.confirm.yes)
+    run.check("notice:data_company", app.notice.shown == "HEMSラボ へのデータ提供を開始します", app.notice.shown)
     ok = ok and await until(lambda: "security_error" in events(emu, "HEMS-LAB"), 30)
     await tap(app.nav.tabs["alerts"])
     ok_shown = await until(lambda: any("HEMS-LAB" in t and "遮断器は閉じています" in t for t in alert_texts(app)), 10)
@@ -170,8 +203,8 @@ async def panel_a(app, run, emu):
     await frames(app, 3)
     run.check("alerts:link_lost_queued", ok and any("未送信の計量値" in t for t in alert_texts(app)),
               str(alert_texts(app))[:300])
-    from ui.i18n import TEXTS
-
+    ok = await until(lambda: "送信待ち" in app.top.link.text and "回線の確認中" in app.top.link.text, 10)
+    run.check("backlog:shown_when_abnormal", ok, app.top.link.text)
     reasons = [TEXTS[k][0] for k in ("link_lost", "link_unreachable")]  # dropped, then not reachable
     ok = await until(lambda: any(r in t for t in alert_texts(app) for r in reasons), 15)
     run.check("alerts:link_reason", ok, str(alert_texts(app))[:300])
@@ -179,11 +212,17 @@ async def panel_a(app, run, emu):
     await open_drawer(app)
     await tap(drawer.broker)
     await close_drawer(app)
+    ok = await until(lambda: app.view.link.connected and app.view.oldest_due is None, 30)
+    run.check("backlog:hidden_when_normal", ok and "送信待ち" not in app.top.link.text and
+              "未送信" not in app.top.link.text, f"{app.top.link.text} queued={app.view.queued}")
 
     usage = app.usage
     await tap(app.nav.tabs["usage"])
     ok = await until(lambda: any(v for v in usage.chart.values), 15)
     run.check("usage:today", ok and len(usage.chart.values) == 48, str(usage.chart.values))
+    today_top = usage.chart.top_kwh
+    run.check("usage:axis", app.usage.axis.text == "kWh/30分" and len(usage.chart.y_ticks) == 4 and
+              today_top >= max(v or 0 for v in usage.chart.values), f"top={today_top} ticks={usage.chart.y_ticks}")
     await shot(app, run, "usage")
     # earlier days the store still holds (the emulation starts with two days of history)
     today = usage.day
@@ -200,21 +239,125 @@ async def panel_a(app, run, emu):
               len(usage.chart.values) == 48 and oldest in usage.title.text and
               usage.prev.disabled and not usage.next.disabled,
               f"today={today} days={days} bars={usage.chart.values} title={usage.title.text}")
+    run.check("usage:shared_axis", usage.chart.top_kwh == today_top and usage.chart.y_ticks[-1] == today_top,
+              f"today {today_top}, earlier {usage.chart.top_kwh}")
+    run.check("usage:vs_day_before", "合計" in usage.total.text and "kWh" in usage.total.text, usage.total.text)
     await shot(app, run, "usage_earlier")
     for _ in range(2):
         await tap(usage.next)
     run.check("usage:back_to_today", await until(lambda: usage.day == today, 5), str(usage.day))
 
+    await check_sizes(app, run)
+    await tour(app, run, "a")
     await tap(app.top.lang)
     await tap(app.nav.tabs["meter"])
     run.check("language:english", app.nav.tabs["meter"].text == "Meter", app.nav.tabs["meter"].text)
-    await shot(app, run, "meter_en")
-    await tap(app.nav.tabs["panel"])
-    await shot(app, run, "panel_a_en")
-    await open_drawer(app)
-    await shot(app, run, "drawer")
-    await close_drawer(app)
+    await tour(app, run, "a")
+    await tap(app.top.lang)
     store.close()
+
+
+async def tour(app, run, panel):
+    """A screenshot of every screen, dialog and the drawer, in the language shown."""
+    from ui.shell import TABS
+
+    lang = app.tx.lang
+    for name, _ in TABS:
+        await tap(app.nav.tabs[name])
+        await shot(app, run, f"{'panel_' + panel if name == 'panel' else name}_{lang}")
+    if panel == "a":
+        await tap(app.nav.tabs["panel"])
+        await tap(app.panel.slots["3"].set_time)
+        if await until(lambda: app.panel.datetime.is_open, 5):
+            await shot(app, run, f"datetime_{lang}")
+            await tap(app.panel.datetime.back)
+    await open_drawer(app)
+    await shot(app, run, f"drawer_{lang}")
+    await close_drawer(app)
+
+
+async def check_sizes(app, run):
+    """Touch targets of at least 48 px and status text of at least 16 px at 800x480; the active
+    alerts tab's text has a contrast of at least 4.5:1."""
+    from ui.widgets import MIN_CONTRAST, contrast
+
+    small = {name: (round(w.width), round(w.height)) for name, w in (
+        ("language", app.top.lang), ("prev_day", app.usage.prev), ("next_day", app.usage.next),
+        ("notice_close", app.notice.close), ("drawer_close", app.drawer.close))
+        if min(w.width, w.height) < 48}
+    run.check("sizes:touch_targets", not small, str(small))
+    run.check("sizes:status_text", min(app.top.link.font_size, app.notice.text.font_size, app.top.clock.font_size) >= 16)
+    await tap(app.nav.tabs["alerts"])
+    await frames(app, 2)
+    tab = app.nav.tabs["alerts"]
+    ratios = [contrast(tab.color, tab.background_color)]
+    await tap(app.nav.tabs["meter"])
+    await frames(app, 2)
+    ratios.append(contrast(tab.color, tab.background_color))
+    run.check("sizes:alerts_tab_contrast", min(ratios) >= MIN_CONTRAST, str(ratios))
+
+
+async def usage_yen(app, run):
+    """With 従量電灯B in force the day's estimate is in yen; a touched bar tells its half hour."""
+    usage = app.usage
+    await tap(app.nav.tabs["usage"])
+    await until(lambda: any(v for v in usage.chart.values) and "円" in usage.yen.text, 15)
+    run.check("usage:yen_estimate", "円" in usage.yen.text and "従量電灯B" in usage.yen.text, usage.yen.text)
+    i = max(range(48), key=lambda k: usage.chart.values[k] or 0)
+    chart = usage.chart
+    bw = (chart.width - chart.gutter) / 48
+    from kivy.tests.common import UnitTestTouch
+
+    x, y = chart.to_window(chart.x + chart.gutter + bw * (i + 0.5), chart.y + chart.height / 2)
+    touch = UnitTestTouch(x, y)
+    touch.touch_down()
+    touch.touch_up()
+    await frames(app, 3)
+    run.check("usage:touched_bar", chart.selected == i and "kWh" in usage.detail.text and "円" in usage.detail.text,
+              f"bar {i} selected {chart.selected}: {usage.detail.text}")
+    await shot(app, run, "usage_touched")
+
+
+async def weekly_and_past(app, run, store, column):
+    """The date-time dialog: a weekly rule from the panel is the CLI's rule; a past date-time is
+    refused in plain words, in the language shown, until closed."""
+    from appliance.schedule import parse_switch_text
+
+    await tap(column.set_time)
+    await until(lambda: app.panel.datetime.is_open, 5)
+    picker = app.panel.datetime
+    run.check("sizes:datetime_buttons", min(min(b.width, b.height) for st in (picker.day, picker.hour, picker.minute)
+                                            for b in (st.minus, st.plus)) >= 48)
+    await tap(picker.weekly)
+    for d in (0, 2):  # Monday and Wednesday
+        await tap(picker.weekdays[d])
+    await tap(picker.hour.plus)
+    at = picker.value.strftime("%H:%M")
+    await shot(app, run, "panel_a_weekly")
+    await tap(picker.ok)
+    want = parse_switch_text(f"weekly:mon@{at},wed@{at}")
+    ok = await until(lambda: any(ch.company.code == "LOOOP" and ch.switch == want
+                                 for ch, _ in store.changes(("pending",))), 10)
+    run.check("schedule:weekly_from_panel", ok and await until(lambda: "毎週" in column.when.text, 5),
+              f"{[(c.company.code, c.switch) for c, _ in store.changes(('pending',))]} | {column.when.text}")
+    # a past date-time: refused, worded from the table with the next step, over nothing
+    await tap(column.set_time)
+    await until(lambda: app.panel.datetime.is_open, 5)
+    picker = app.panel.datetime
+    await tap(picker.once)
+    for _ in range(2):
+        await tap(picker.day.minus)
+    await tap(picker.ok)
+    ok = await until(lambda: app.notice.shown == TEXTS["refused_past"][0], 10)
+    still = any(ch.company.code == "LOOOP" and ch.switch == want for ch, _ in store.changes(("pending",)))
+    run.check("notice:past_refused", ok and still, f"{app.notice.shown} | weekly kept: {still}")
+    await shot(app, run, "panel_a_refused")
+    await tap(app.top.lang)
+    run.check("notice:follows_language", await until(lambda: app.notice.shown == TEXTS["refused_past"][1], 3),
+              app.notice.shown)
+    await tap(app.top.lang)
+    await tap(app.notice.close)
+    run.check("notice:dismissed", await until(lambda: app.notice.root.height == 0 and not app.notice.shown, 3))
 
 
 def alert_texts(app) -> list[str]:
@@ -288,7 +431,7 @@ async def panel_b(app, run, emu):
     await frames(app, 3)
     scroll, last = panel.companies.scroll, panel.companies.items[4]
     hidden_before, highlight = not visible_in(last, scroll), panel.picker.highlight
-    dy = scroll.height * 0.8
+    dy = scroll.height * 1.2
     await drag(scroll, dy)
     await frames(app, 5)
     run.check("panel_b:scrolls", ok and hidden_before and scroll.scroll_y < 1 and visible_in(last, scroll) and
@@ -296,6 +439,35 @@ async def panel_b(app, run, emu):
               f"entries={len(panel.picker.entries)} hidden_before={hidden_before} scroll_y={scroll.scroll_y:.2f} "
               f"dragged={dy:.0f}px")
     await shot(app, run, "panel_b_scrolled")
+    # the two kinds under their headings; Select keeps the highlight in view as it moves down the list
+    companies = panel.companies
+    order = [w for w in reversed(companies.list.children)]
+    power, data = companies.headers["supply"], companies.headers["data"]
+    hems = next(i for i, e in enumerate(panel.picker.entries) if e["code"] == "HEMS-LAB")
+    run.check("panel_b:grouped", power.text == "電力会社（電気の購入先）" and data.text.startswith("データ利用会社") and
+              order.index(power) < order.index(data) < order.index(companies.items[hems]) and
+              all(order.index(companies.items[i]) < order.index(data) for i, e in enumerate(panel.picker.entries)
+                  if e["kind"] == "supply"), str([getattr(w, "text", "")[:12] for w in order]))
+    await drag(scroll, -scroll.height * 2)  # back to the top
+    await asyncio.sleep(1.0)  # the list settles after the flick
+    seen = []
+    for _ in range(len(panel.picker.entries)):
+        await tap(panel.select)
+        await frames(app, 4)
+        seen.append(visible_in(companies.items[panel.picker.highlight], scroll))
+    run.check("panel_b:scroll_follows", all(seen), str(seen))
+    while panel.picker.highlight != hems:
+        await tap(panel.select)
+    await frames(app, 4)
+    await shot(app, run, "panel_b_data_company")
+    await tap(panel.ok)
+    run.check("panel_b:data_announced", app.notice.shown == "HEMSラボ へのデータ提供を開始します", app.notice.shown)
+    ok = await until(lambda: app.notice.shown == "HEMSラボ へのデータ提供を開始しました", 20)
+    run.check("panel_b:data_started", ok, app.notice.shown)
+    await tour(app, run, "b")
+    await tap(app.top.lang)
+    await tour(app, run, "b")
+    await tap(app.top.lang)
     # the card leaves the slot: the next start must list the companies from the meter's own store
     await open_drawer(app)
     await tap(app.drawer.remove["1"])

@@ -188,3 +188,77 @@ def test_every_kind_of_link_problem_is_explained_to_the_household_in_both_langua
         ja, en = TEXTS[link_problem_text(problem)]
         assert re.search(r"[ぁ-んァ-ン一-龥]", ja) and not re.search(r"[A-Za-z]{3,}", ja), problem  # plain Japanese
         assert en and en[0].isupper() and en.endswith("."), problem
+
+
+def test_backlog_only_when_late_or_offline():
+    from datetime import timedelta as td
+    from types import SimpleNamespace as NS
+
+    from ui.model import backlog
+
+    now = datetime(2026, 12, 1, 12, 0, tzinfo=JST)
+    contract = NS(send_interval=td(minutes=1))
+    link = NS(connected=True)
+    view = lambda **kw: NS(**{"queued": 10, "link": link, "in_force": (contract,), "now": now, "oldest_due": now, **kw})
+    assert backlog(view()) is None  # the usual handful in flight
+    assert backlog(view(queued=0, link=NS(connected=False))) is None
+    assert backlog(view(link=NS(connected=False))) == "backlog_line"
+    assert backlog(view(oldest_due=now - td(minutes=1, seconds=59))) is None
+    assert backlog(view(oldest_due=now - td(minutes=2, seconds=1))) == "backlog_late"
+
+
+def test_refusal_codes_are_worded_in_both_languages():
+    from appliance.errors import ChangeRejected
+    from appliance.trust.rejections import ALL_REJECTIONS
+    from ui.i18n import TEXTS
+    from ui.notices import REFUSED_OTHER, refusal, refusal_key
+
+    for cls in ALL_REJECTIONS:
+        assert refusal_key(cls.code) != REFUSED_OTHER, cls.code
+    for key in set(refusal_key(c.code) for c in ALL_REJECTIONS) | {REFUSED_OTHER, refusal_key("past_switch_time")}:
+        ja, en = TEXTS[key]
+        assert ja and en and "。" in ja  # a sentence with its next step
+    assert refusal(ChangeRejected("switch: 2026-12-03T07:33:00+09:00 is in the past", code="past_switch_time")).key \
+        == "refused_past"
+    assert refusal(ChangeRejected("anything else")).key == REFUSED_OTHER
+
+
+def test_switch_notice_turns_past_tense_once_in_force():
+    from types import SimpleNamespace as NS
+
+    from ui.i18n import Texts
+    from ui.notices import switching
+
+    n = switching("ENEOSでんき", "supply", "ENEOS-P", None)
+    tx = Texts("ja")
+    assert n.text(tx) == "ENEOSでんき に切り換えます"
+    other = NS(company=NS(code="TEPCO-EP"), role=NS(value="supply"), menu=None)
+    assert n.settle([other]) is n
+    done = n.settle([NS(company=NS(code="ENEOS-P"), role=NS(value="supply"), menu=None)])
+    assert done.text(tx) == "ENEOSでんき に切り換えました" and done.text(Texts("en")) == "Switched to ENEOSでんき"
+    assert switching("HEMSラボ", "data", "HEMS-LAB", None).text(tx) == "HEMSラボ へのデータ提供を開始します"
+
+
+def test_flow_marks_power_cut_and_unmeasured():
+    good = {"quality": "good", "power_w": 0.0, "voltage_v": 101.0}
+    assert flow_marks(good, None).state == "no_load"
+    assert flow_marks({**good, "voltage_v": 0.0}, None).state == "supply_cut"
+    m = flow_marks({"quality": "bad", "power_w": None}, None)
+    assert m.state == "unmeasured" and m.unmeasured
+
+
+def test_tariff_tiers_and_unknown_menu():
+    from ui.tariff import menu_of
+
+    b = menu_of("従量電灯B")
+    assert b.month_yen(120) == 120 * 30.00
+    assert round(b.month_yen(400), 2) == round(120 * 30.00 + 180 * 36.60 + 100 * 40.69, 2)
+    assert round(b.day_yen(10), 2) == round(b.month_yen(300) / 30, 2)
+    assert menu_of("ENEOSでんきV") is None and menu_of(None) is None
+
+
+def test_usage_axis_is_shared_and_round():
+    from ui.model import axis_ticks, axis_top
+
+    assert axis_top([0.03, 0.31]) == 0.5 and axis_top([]) == 0.05
+    assert axis_ticks(0.5) == [0.125, 0.25, 0.375, 0.5]

@@ -1,7 +1,7 @@
 """The touch screen under Xvfb, driven by touch events, against a meter built from real parts.
 
 Each scenario runs in its own process (one Kivy window per process) and records its checks; the
-tests here assert them. Screenshots of every screen go to artifacts/screenshots/.
+tests here assert them. Screenshots of every screen go to artifacts/screenshots/ui/.
 """
 from __future__ import annotations
 
@@ -61,11 +61,42 @@ def test_language_toggle(panel_a):
     expect(panel_a, "language:english")
 
 
+def test_card_select_asks_first_and_tells_when_done(panel_a):
+    """切り換えますか？ first (cancel leaves the contract alone); the notice reads 切り換えました only
+    once the meter shows the switch; a data company is asked and told about data, not a switch."""
+    expect(panel_a, "confirm:asks", "confirm:done_tense", "confirm:data_company", "notice:data_company")
+
+
+def test_refusal_in_plain_words_follows_language_and_closes(panel_a):
+    expect(panel_a, "notice:past_refused", "notice:follows_language", "notice:dismissed")
+
+
+def test_weekly_rule_from_the_panel_is_the_clis(panel_a):
+    expect(panel_a, "sizes:datetime_buttons", "schedule:weekly_from_panel")
+
+
+def test_usage_axis_shared_scale_bar_value_and_yen(panel_a):
+    expect(panel_a, "usage:axis", "usage:shared_axis", "usage:vs_day_before", "usage:yen_estimate", "usage:touched_bar")
+
+
+def test_household_words_export_register_and_power_cut(panel_a):
+    expect(panel_a, "meter:export_register", "meter:supply_cut")
+
+
+def test_backlog_only_when_abnormal(panel_a):
+    expect(panel_a, "backlog:shown_when_abnormal", "backlog:hidden_when_normal")
+
+
+def test_touch_targets_text_size_and_contrast(panel_a):
+    expect(panel_a, "sizes:touch_targets", "sizes:status_text", "sizes:alerts_tab_contrast")
+
+
 def test_panel_b_select_ok_cancel(panel_b):
     expect(panel_b, "panel_b:list", "panel_b:original_highlighted", "panel_b:select_moves",
            "panel_b:cancel_restores", "panel_b:cancel_no_change",
            "panel_b:touch_highlights", "panel_b:touch_then_cancel", "panel_b:ok_switches_core", "panel_b:ok_on_mqtt",
-           "panel_b:ok_becomes_original", "panel_b:scrolls")
+           "panel_b:ok_becomes_original", "panel_b:scrolls", "panel_b:grouped", "panel_b:scroll_follows",
+           "panel_b:data_announced", "panel_b:data_started")
 
 
 def test_panel_b_list_survives_a_restart(panel_b):
@@ -86,5 +117,6 @@ def test_other_screen_sizes(xvfb, tmp_path_factory, size):
 
 
 def test_screenshots_of_every_screen(panel_a, panel_b):
-    for name in ("meter", "usage", "panel_a", "panel_b", "contracts", "alerts", "drawer", "meter_en"):
-        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 5000, name
+    for lang in ("ja", "en"):
+        for name in ("meter", "usage", "panel_a", "panel_b", "contracts", "alerts", "drawer", "datetime"):
+            assert (SCREENSHOTS / f"{name}_{lang}.png").stat().st_size > 5000, (name, lang)

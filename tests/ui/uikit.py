@@ -14,7 +14,7 @@ import pytest
 from smartmeter.attach import EmulationProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+SCREENSHOTS = ROOT / "artifacts" / "screenshots" / "ui"
 
 
 def run_scenarios(display: str, names: list[str], tmp: Path, size: str = "800x480", timeout: float = 150) -> dict:

@@ -8,6 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from ..i18n import stamp
 from ..model import breaker_is_open, link_problem_text
+from ..notices import refusal_key
 from ..widgets import DIM, GREY, PANEL, TEXT, Flat, put
 from .base import UiContext
 from .rows import Row, RowSpec, scrolling_list
@@ -35,7 +36,7 @@ class AlertLine(BoxLayout):
         self.row = Row(spec, scale)
         self.row.size_hint_y = 1
         self.add_widget(self.row)
-        self.dismiss_button = Flat(size_hint_x=None, width=scale * 90, font_size=scale * 15, tone=GREY)
+        self.dismiss_button = Flat(size_hint_x=None, width=scale * 96, font_size=scale * 16, tone=GREY)
         self.dismiss_button.bind(on_release=lambda _b: dismiss(self.alert_id))
 
 
@@ -71,7 +72,7 @@ class AlertsScreen:
             out.append(AlertRow("alert", "\n".join(lines), a.id))
         for note in reversed(self.ctx.cards.problems[-5:]):
             out.append(AlertRow("card", f"[b]{t('alert_card')}[/b]  {t('slot', n=note.slot)}  {stamp(note.at)}\n"
-                                        f"{tx.reason(note.problem)}"))
+                                        f"{t(refusal_key(note.problem.get('code')))}"))
         return out
 
     def refresh(self) -> None:

@@ -1,5 +1,5 @@
 """What every screen shares with the app shell: the meter's API and clock, the card slots, the
-texts, the scale, the worker, the latest view, and the status line."""
+texts, the scale, the worker, the latest view, and the notice line."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,7 +11,7 @@ from appliance.domain import ContractChange
 
 from ..i18n import Texts
 from ..model import CardSlots, SlotState, Worker
-from ..widgets import BAD
+from ..notices import Notice, refusal, refusal_key, switching
 
 if TYPE_CHECKING:
     from appliance.api import MeterAPI, MeterView
@@ -27,7 +27,7 @@ class UiContext:
     tx: Texts
     scale: float  # screen pixels per pixel of the 800x480 design
     worker: Worker
-    flash: Callable[..., None]  # (text, tone=ACCENT): the top bar's status line
+    notify: Callable[[Notice], None]  # the notice line under the top bar
     request_view: Callable[[], None]  # fetch a fresh view now (after a change)
     view: MeterView | None = None  # the latest, None until the first arrives
 
@@ -39,12 +39,14 @@ class UiContext:
         return self.api.clock.now()
 
     def rejected(self, exc: Exception) -> None:
-        self.flash(self.tx.t("rejected", r=self.tx.reason({"reason": str(exc),
-                                                           "reason_ja": getattr(exc, "reason_ja", None)})), BAD)
+        """A refusal from the core, worded for the household by its code (never its English text)."""
+        self.notify(refusal(exc))
 
     def switch_to(self, change: ContractChange) -> None:
-        """Submit a change the household chose (card select, OK on the list); the core may refuse it."""
-        self.flash(self.tx.t("switched", name=change.company.name))
+        """Submit a change the household chose (card select, OK on the list); the core may refuse it.
+        The notice turns to the past tense when the view shows the contract in force."""
+        self.notify(switching(change.company.name or change.company.code, change.kind.value, change.company.code,
+                              change.menu))
         self.worker.submit(self.api.submit_change, change, then=lambda _id: self.request_view(), fail=self.rejected)
 
 
@@ -55,7 +57,7 @@ def slot_text(tx: Texts, st: SlotState | None) -> str:
     if st.reading:
         return tx.t("slot_reading")
     if st.problem:
-        return "[color=ff6b5e]" + tx.reason(st.problem) + "[/color]"
+        return "[color=ff6b5e]" + tx.t(refusal_key(st.problem.get("code"))) + "[/color]"
     e = st.company
     return f"[b]{e['name']}[/b]\n{company_kind(tx, e)}" + (f" / {e['menu']}" if e.get("menu") else "")
 

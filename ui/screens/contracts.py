@@ -48,4 +48,4 @@ class ContractsScreen:
 
 def header(text: str) -> RowSpec:
     """A section heading: no panel, no padding."""
-    return RowSpec(text, 24, None, DIM, 15, False)
+    return RowSpec(text, 26, None, DIM, 16, False)

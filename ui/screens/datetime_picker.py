@@ -1,17 +1,25 @@
-"""The Fig. 9(a) date-time set popup: a switch date-time stepped by a day, an hour or a minute;
-Set schedules it, Clear removes the one set, Back leaves things as they were."""
+"""The Fig. 9(a) date-time set popup: a switch date-time stepped by a day, an hour or a minute, or a
+weekly rule (the patent's weekly schedule: days of the week and a time, the same rule
+``smartmeter appliance contract add --switch weekly:mon@22:00`` makes). Set schedules it, Clear
+removes the one set, Back leaves things as they were."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kivy.uix.boxlayout import BoxLayout
-from kivy.uix.gridlayout import GridLayout
 from kivy.uix.modalview import ModalView
 
-from ..widgets import BAD, DIM, GOOD, GREY, PANEL, Flat, Text, panel_background
+from appliance.domain import SwitchTime
+from appliance.schedule import DAYS, parse_switch
+
+from ..i18n import WEEKDAYS
+from ..widgets import ACCENT, BAD, DIM, GOOD, GREY, MIN_TOUCH, PANEL, Flat, Text, panel_background, put
 from .base import UiContext
+
+ONCE, WEEKLY = "once", "weekly"
+STEPS = (("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1)))
 
 
 @dataclass(frozen=True)
@@ -21,27 +29,47 @@ class Step:
 
 
 class DateTimePicker:
-    def __init__(self, ctx: UiContext, slot: str, start: datetime, on_set: Callable[[datetime], None],
-                 on_clear: Callable[[], None]) -> None:
+    def __init__(self, ctx: UiContext, slot: str, start: datetime, on_set: Callable[[SwitchTime], None],
+                 on_clear: Callable[[], None], weekly: Sequence = ()) -> None:
         s, t = ctx.s, ctx.tx.t
         self.s, self.tx = ctx.s, ctx.tx
         self.value = start
-        self.popup = ModalView(size_hint=(0.7, 0.8), auto_dismiss=False, background_color=(0, 0, 0, 0.6))
-        box = BoxLayout(orientation="vertical", padding=s(12), spacing=s(8))
+        self.mode = WEEKLY if weekly else ONCE
+        self.days: set[int] = {w.day for w in weekly}  # weekly: 0 Monday .. 6 Sunday
+        if weekly:  # the time of the rule set before
+            h, m = (int(x) for x in weekly[0].at.split(":"))
+            self.value = self.value.replace(hour=h, minute=m)
+        self.popup = ModalView(size_hint=(0.92, 0.94), auto_dismiss=False, background_color=(0, 0, 0, 0.6))
+        row = s(MIN_TOUCH + 4)  # every button row: taller than the smallest touch target
+        box = BoxLayout(orientation="vertical", padding=s(10), spacing=s(6))
         panel_background(box, PANEL, s(10))
-        box.add_widget(Text(text=t("slot", n=slot) + "  " + t("switch_at"), font_size=s(15), color=DIM,
-                            size_hint_y=0.1))
-        self.value_label = Text(font_size=s(26), halign="center", size_hint_y=0.22)
+        head = BoxLayout(size_hint_y=None, height=row, spacing=s(6))
+        head.add_widget(Text(text=t("slot", n=slot) + "  " + t("switch_at"), font_size=s(16), color=DIM))
+        self.once = Flat(text=t("mode_once"), font_size=s(17), size_hint_x=0.25)
+        self.weekly = Flat(text=t("mode_weekly"), font_size=s(17), size_hint_x=0.25)
+        self.once.bind(on_release=lambda *_: self.set_mode(ONCE))
+        self.weekly.bind(on_release=lambda *_: self.set_mode(WEEKLY))
+        head.add_widget(self.once)
+        head.add_widget(self.weekly)
+        box.add_widget(head)
+        self.value_label = Text(font_size=s(28), halign="center")  # takes the room the rows leave
         box.add_widget(self.value_label)
-        grid = GridLayout(cols=3, spacing=s(6), size_hint_y=0.45)
-        self.day, self.hour, self.minute = (self._step(grid, unit, delta) for unit, delta in (
-            ("day", timedelta(days=1)), ("hour", timedelta(hours=1)), ("minute", timedelta(minutes=1))))
-        box.add_widget(grid)
-        buttons = BoxLayout(spacing=s(8), size_hint_y=0.23)
+        steps = BoxLayout(size_hint_y=None, height=row, spacing=s(6))
+        self.day, self.hour, self.minute = (self._step(steps, unit, delta) for unit, delta in STEPS)
+        box.add_widget(steps)
+        week = BoxLayout(size_hint_y=None, height=row, spacing=s(4))
+        self.weekdays: list[Flat] = []
+        for d, name in enumerate(WEEKDAYS[ctx.tx.index]):
+            b = Flat(text=name, font_size=s(18))
+            b.bind(on_release=lambda _b, d=d: self.toggle_day(d))
+            self.weekdays.append(b)
+            week.add_widget(b)
+        box.add_widget(week)
+        buttons = BoxLayout(spacing=s(8), size_hint_y=None, height=row)
         self.ok = Flat(text=t("set_ok"), font_size=s(18), tone=GOOD)
         self.clear = Flat(text=t("set_clear"), font_size=s(18), tone=BAD)
         self.back = Flat(text=t("set_back"), font_size=s(18), tone=GREY)
-        self.ok.bind(on_release=lambda *_: (self.popup.dismiss(), on_set(self.value)))
+        self.ok.bind(on_release=lambda *_: self._set(on_set))
         self.clear.bind(on_release=lambda *_: (self.popup.dismiss(), on_clear()))
         self.back.bind(on_release=lambda *_: self.popup.dismiss())
         for b in (self.ok, self.clear, self.back):
@@ -50,23 +78,56 @@ class DateTimePicker:
         self.popup.add_widget(box)
         self._show()
 
-    def _step(self, grid: GridLayout, unit: str, delta: timedelta) -> Step:
+    def _step(self, row: BoxLayout, unit: str, delta: timedelta) -> Step:
         s, t = self.s, self.tx.t
-        step = Step(minus=Flat(text=t("step_down"), font_size=s(24), tone=GREY),
-                    plus=Flat(text=t("step_up"), font_size=s(24), tone=GREY))
+        step = Step(minus=Flat(text=t("step_down"), font_size=s(26), tone=GREY, size_hint_x=None, width=s(64)),
+                    plus=Flat(text=t("step_up"), font_size=s(26), tone=GREY, size_hint_x=None, width=s(64)))
         step.minus.bind(on_release=lambda *_: self._move(-delta))
         step.plus.bind(on_release=lambda *_: self._move(delta))
-        grid.add_widget(step.minus)
-        grid.add_widget(Text(text=t(unit), font_size=s(17), halign="center"))
-        grid.add_widget(step.plus)
+        row.add_widget(step.minus)
+        row.add_widget(Text(text=t(unit), font_size=s(18), halign="center"))
+        row.add_widget(step.plus)
         return step
 
     def _move(self, delta: timedelta) -> None:
         self.value += delta
         self._show()
 
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        self._show()
+
+    def toggle_day(self, day: int) -> None:
+        self.days ^= {day}
+        self._show()
+
+    def switch(self) -> SwitchTime | None:
+        """What Set schedules: the date-time, or the weekly rule parsed as the CLI's is (None: no day picked)."""
+        if self.mode == ONCE:
+            return SwitchTime(at=self.value)
+        if not self.days:
+            return None
+        at = self.value.strftime("%H:%M")
+        return parse_switch({"weekly": [{"day": DAYS[d], "at": at} for d in sorted(self.days)]})
+
+    def _set(self, on_set: Callable[[SwitchTime], None]) -> None:
+        switch = self.switch()
+        if switch is not None:
+            self.popup.dismiss()
+            on_set(switch)
+
     def _show(self) -> None:
-        self.value_label.text = self.tx.when(self.value)
+        weekly = self.mode == WEEKLY
+        switch = self.switch()
+        text = self.tx.t("weekly_pick") if switch is None else self.tx.switch(switch)
+        put(self.value_label, text=text)
+        put(self.once, tone=GREY if weekly else ACCENT)
+        put(self.weekly, tone=ACCENT if weekly else GREY)
+        put(self.day.minus, disabled=weekly)
+        put(self.day.plus, disabled=weekly)
+        for d, b in enumerate(self.weekdays):
+            put(b, disabled=not weekly, tone=ACCENT if d in self.days and weekly else GREY)
+        put(self.ok, disabled=switch is None)
 
     def open(self) -> None:
         self.popup.open()

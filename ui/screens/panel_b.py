@@ -1,8 +1,10 @@
 """Card panel (b), Fig. 9(b): one card slot, and a scrolling list of every company or tariff menu
-read from cards. Select moves the highlight, a touch on an entry moves it there, OK switches to the
-highlighted entry, Cancel returns the highlight to the contract in force."""
+read from cards, power companies and data companies under headings of their own. Select moves the
+highlight (the list scrolls to keep it in view), a touch on an entry moves it there, OK switches to
+the highlighted entry, Cancel returns the highlight to the contract in force."""
 from __future__ import annotations
 
+from kivy.clock import Clock
 from kivy.graphics import Color, Line
 from kivy.uix.boxlayout import BoxLayout
 
@@ -46,6 +48,9 @@ class CompanyList:
         self.items: list[EntryButton] = []  # the entries shown, in the picker's order
         self._pool: list[EntryButton] = []
         self._empty: Text | None = None  # the hint shown while the list is empty
+        s = ctx.s
+        self.headers = {kind: Text(font_size=s(16), color=DIM, size_hint_y=None, height=s(30), bold=True)
+                        for kind in ("supply", "data")}
         self._shown: tuple | None = None
 
     def refresh(self) -> None:
@@ -55,35 +60,52 @@ class CompanyList:
         for i, e in enumerate(self.picker.entries):
             menu = f"  {e['menu']}" if e.get("menu") else ""
             current = f"  ・{tx.t('in_force')}" if is_in_force(e, in_force) else ""
-            specs.append((i == self.picker.highlight, f"[b]{e['name']}[/b]{menu}\n{company_kind(tx, e)}{current}"))
-        shown = (specs, None if specs else tx.t("panel_b_empty"))
+            specs.append((i == self.picker.highlight, e["kind"],
+                          f"[b]{e['name']}[/b]{menu}\n{company_kind(tx, e)}{current}"))
+        shown = (specs, tx.lang)
         if shown == self._shown:
             return  # nothing changed: no widget touched
         self._shown = shown
-        self._show_empty(not specs)
         while len(self._pool) < len(specs):
             b = EntryButton(len(self._pool), self.ctx.scale)
             b.bind(on_release=lambda b: self.point(b.index))
             self._pool.append(b)
-        for b, (highlighted, text) in zip(self._pool, specs):
+        for b, (highlighted, _kind, text) in zip(self._pool, specs):
             b.show(text, highlighted)
-            if b.parent is None:
-                self.list.add_widget(b)
-        for b in self._pool[len(specs):]:
-            if b.parent is not None:
-                self.list.remove_widget(b)
         self.items = self._pool[:len(specs)]
+        # the order shown: each kind under its heading (the picker sorts power companies first)
+        order: list = []
+        for kind, key in (("supply", "group_power"), ("data", "group_data")):
+            mine = [b for b, spec in zip(self.items, specs) if (spec[1] == "supply") == (kind == "supply")]
+            if mine:
+                put(self.headers[kind], text=tx.t(key))
+                order += [self.headers[kind], *mine]
+        if not specs:
+            order = [self._empty_hint()]
+        if list(reversed(self.list.children)) != order:
+            self.list.clear_widgets()
+            for w in order:
+                self.list.add_widget(w)
+        self.follow()
 
-    def _show_empty(self, empty: bool) -> None:
-        if empty:
-            if self._empty is None:
-                s = self.ctx.s
-                self._empty = Text(font_size=s(15), color=DIM, size_hint_y=None, height=s(60))
-            put(self._empty, text=self.ctx.tx.t("panel_b_empty"))
-            if self._empty.parent is None:
-                self.list.add_widget(self._empty, index=len(self.list.children))
-        elif self._empty is not None and self._empty.parent is not None:
-            self.list.remove_widget(self._empty)
+    def follow(self) -> None:
+        """Keep the highlighted entry in view: OK must never commit a company the household cannot see."""
+        i = self.picker.highlight
+        if i is not None and i < len(self.items):
+            item = self.items[i]
+            # after the layout has placed it (a new or re-ordered list has no positions yet)
+            Clock.schedule_once(lambda _dt: self._scroll_to(item), 0)
+
+    def _scroll_to(self, item) -> None:
+        self.scroll.effect_y.velocity = 0  # a list still coasting from a flick stops where Select put it
+        self.scroll.scroll_to(item, padding=self.ctx.s(8), animate=False)
+
+    def _empty_hint(self) -> Text:
+        if self._empty is None:
+            s = self.ctx.s
+            self._empty = Text(font_size=s(16), color=DIM, size_hint_y=None, height=s(60))
+        put(self._empty, text=self.ctx.tx.t("panel_b_empty"))
+        return self._empty
 
     def point(self, index: int) -> None:
         self.picker.point(index)
@@ -99,7 +121,7 @@ class PanelB:
         self.root = BoxLayout(spacing=s(8), padding=s(2))
         left = BoxLayout(orientation="vertical", size_hint_x=0.34, padding=s(8), spacing=s(6))
         panel_background(left, PANEL, s(8))
-        self.slot_title = Text(font_size=s(15), color=DIM, size_hint_y=0.15)
+        self.slot_title = Text(font_size=s(16), color=DIM, size_hint_y=0.15)
         self.slot_card = Text(font_size=s(16), valign="top")
         left.add_widget(self.slot_title)
         left.add_widget(self.slot_card)

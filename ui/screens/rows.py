@@ -18,7 +18,7 @@ class RowSpec:
     height: float
     tone: tuple[float, ...] | None = PANEL
     color: tuple[float, ...] = TEXT
-    size: float = 15
+    size: float = 16
     padded: bool = True
 
 
