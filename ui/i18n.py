@@ -153,6 +153,9 @@ TEXTS: dict[str, tuple[str, str]] = {
                            "The card could not be read. Please insert it again."),
     "refused_contents": ("カードの内容では切り換えられません。会社に新しいカードを依頼してください。",
                          "The card's contents cannot be used to switch. Ask the company for a new card."),
+    "refused_not_grid": ("電気の入切の指令が送配電事業者からではないため、受け付けていません。電気はそのままです。",
+                         "An order to switch your supply did not come from the grid operator, so it was refused. "
+                         "Your supply is unchanged."),
     "refused_other": ("受け付けられませんでした。もう一度お試しください。続くときは販売店にご連絡ください。",
                       "That was not accepted. Please try again; if it goes on, contact your installer."),
     "view_failed": ("メーターの情報を読み込めません。続くときは販売店にご連絡ください。",

@@ -33,6 +33,7 @@ REFUSALS: dict[str, str] = {
     "malformed": "refused_contents", "company_mismatch": "refused_contents", "role_mismatch": "refused_contents",
     "bad_company_code": "refused_contents", "no_data_types": "refused_contents", "no_menu": "refused_contents",
     "send_interval": "refused_contents", "measure_interval": "refused_contents",
+    "not_grid_operator": "refused_not_grid",
 }
 REFUSED_OTHER = "refused_other"
 

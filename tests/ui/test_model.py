@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=JST)
 def verified(code, name, menu=None, role=Role.SUPPLY):
     doc = SimpleNamespace(kind=role, action=Action.CONTRACT, company=Company(code, name), menu=menu,
                           data_types=(DataType.TIME, DataType.ENERGY), serial=1, switch=SwitchTime(immediate=True),
-                          send_interval=None)
+                          send_interval=None, measure_interval=None)
     return SimpleNamespace(document=doc, payload={"serial": 1}, verified_at=NOW)
 
 
