@@ -6,6 +6,7 @@ map's SVG is inline), and the time from a declared outage to the open pages in C
 (:mod:`.web_live`). Nothing asserts them; docs/benchmarks.md keeps the runs."""
 from __future__ import annotations
 
+import gzip
 import random
 import re
 import statistics
@@ -104,12 +105,19 @@ def timed(session: requests.Session, url: str, n: int) -> tuple[list[float], int
     return times, size
 
 
+def sent(session: requests.Session, url: str) -> tuple[int, str]:
+    """The bytes as sent (compressed, if the server compressed them), and the text."""
+    r = session.get(url, timeout=30, stream=True)
+    r.raise_for_status()
+    raw = r.raw.read(decode_content=False)
+    body = gzip.decompress(raw) if r.headers.get("content-encoding") == "gzip" else raw
+    return len(raw), body.decode(r.encoding or "utf-8", "replace")
+
+
 def weight(session: requests.Session, base: str, path: str) -> int:
-    """The page and everything it makes the browser load (each once), in bytes."""
-    html = session.get(base + path, timeout=30)
-    html.raise_for_status()
-    loads = set(LOADS.findall(html.text))
-    return len(html.content) + sum(len(session.get(base + p, timeout=30).content) for p in loads)
+    """The page and everything it makes the browser load (each once), in bytes as sent."""
+    size, html = sent(session, base + path)
+    return size + sum(sent(session, base + p)[0] for p in set(LOADS.findall(html)))
 
 
 def pct(values: list[float], q: int) -> float:
@@ -196,7 +204,7 @@ def main(args) -> int:
         for name, (times, size, heavy) in figures.items():
             p50, p99 = statistics.median(times), pct(times, 99)
             print(f"  {name}: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms{'' if p99 < 0.2 else ' (OVER 200 ms)'}, "
-                  f"{p50 / b50:.1f}x the bare page; HTML {size / 1024:.0f} kB, with what it loads {heavy / 1024:.0f} kB"
+                  f"{p50 / b50:.1f}x the bare page; HTML {size / 1024:.0f} kB, sent with what it loads {heavy / 1024:.0f} kB"
                   f"{'' if heavy < 200 * 1024 else ' (OVER 200 kB)'}")
         if not args.no_browser:
             from .web_live import live_update
