@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import threading
@@ -213,4 +214,5 @@ def main(args) -> int:
     finally:
         if pg:
             pg.stop()
+        shutil.rmtree(work, ignore_errors=True)  # a million registrations are 400 MB of SQLite
     return 0

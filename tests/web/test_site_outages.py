@@ -15,15 +15,15 @@ class SlowStore:
     def __init__(self) -> None:
         self.version, self.reads, self.gate = 0, 0, threading.Event()
 
-    def outages(self, open_only: bool = False) -> list[int]:
+    def open_outages_reusing(self, earlier: dict) -> tuple[list[int], dict]:
         self.reads += 1
         self.gate.wait(10)
-        return [self.version]
+        return [self.version], {}
 
 
 def site_on(store: SlowStore) -> Site:
     site = Site.__new__(Site)  # only the store is used by open_outages
-    site.storage, site._outages, site._reading = store, None, None
+    site.storage, site._outages, site._reading, site._outage_rows = store, None, None, {}
     return site
 
 
