@@ -21,6 +21,22 @@ class SlowStore:
         return [self.version], {}
 
 
+def run(scenario) -> None:
+    """``asyncio.run`` on a thread of its own: the browser tests' Playwright keeps a loop on this one."""
+    failure = []
+
+    def main():
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:  # noqa: BLE001 (handed back to the test)
+            failure.append(exc)
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(30)
+    if failure:
+        raise failure[0]
+
+
 def site_on(store: SlowStore) -> Site:
     site = Site.__new__(Site)  # only the store is used by open_outages
     site.storage, site._outages, site._reading, site._outage_rows = store, None, None, {}
@@ -43,7 +59,7 @@ def test_a_recent_copy_is_shown_while_a_slow_read_goes_on(monkeypatch):
         await site._reading
         assert await site.open_outages() == [1]
 
-    asyncio.run(scenario())
+    run(scenario)
 
 
 def test_an_old_copy_is_waited_for(monkeypatch):
@@ -57,5 +73,5 @@ def test_an_old_copy_is_waited_for(monkeypatch):
         monkeypatch.setattr(site_module, "OUTAGES_FRESH_S", 0.0)
         assert await site.open_outages() == [1]
 
-    asyncio.run(scenario())
+    run(scenario)
 
