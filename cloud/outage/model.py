@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 
@@ -28,6 +29,7 @@ class Area:
         return f"{self.prefecture}/{self.city}/{self.district}"
 
     @classmethod
+    @lru_cache(maxsize=1 << 16)  # an area is read once per outage each time the open ones are loaded
     def from_key(cls, key: str) -> "Area":
         parts = key.split("/")
         if len(parts) != 3 or not all(parts):

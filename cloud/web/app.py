@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -55,4 +56,6 @@ def create_app(storage: Storage, clock: Clock, *, key: bytes, accounts: Accounts
                 {d.company.code: d for d in desks})
     routes = [r for module in PAGE_MODULES for r in module.routes(site)]
     routes.append(Mount("/static", StaticFiles(directory=HERE / "static"), name="static"))
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    # compressed: a prefecture with thousands of places in outage is a long table (event streams stay plain)
+    return Starlette(routes=routes, middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6),
+                                                Middleware(SecurityHeaders)])

@@ -1,4 +1,4 @@
-"""``smartmeter bench appliance|cards|ui|cloud``: benchmarks that print figures and ratios, each
+"""``smartmeter bench appliance|cards|ui|cloud|web|soak``: benchmarks that print figures and ratios, each
 against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
 the recorded runs. Each benchmark module is imported only when its command runs."""
 from __future__ import annotations
@@ -37,6 +37,9 @@ def register(groups) -> None:
                                      "declared outage to the open page showing it in Chromium.")
     p.add_argument("--registrations", type=int, default=1_000_000, help="registrations in the store (default 1,000,000)")
     p.add_argument("--outages", type=int, default=10_000, help="open outages (default 10,000)")
+    p.add_argument("--samples", type=int, default=100, help="requests per page, one at a time (default 100)")
+    p.add_argument("--db", default=None,
+                   help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
     p.add_argument("--no-browser", action="store_true", help="skip the live-update figure")
     p.set_defaults(func=lambda args: _run("web", "main", args))
 

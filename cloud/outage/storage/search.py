@@ -24,9 +24,12 @@ ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 BY_ID = statement(
     f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :ids OR customer_number IN :ids ORDER BY meter_id "
     "LIMIT :limit OFFSET :offset", "ids")
+# CROSS JOIN: SQLite then starts from the page's meters (outage_members_meter), not from every open
+# outage by status, which took 190-330 ms for a page of 50 with 10,000 open outages; PostgreSQL reads
+# it as the plain join it is
 CURRENT = statement(
-    "SELECT m.meter_id, o.id FROM outage_members m JOIN outages o ON o.id = m.outage_id "
-    "WHERE m.meter_id IN :meter_ids AND m.restored_at IS NULL AND o.status IN :open", "meter_ids", "open")
+    "SELECT m.meter_id, o.id FROM outage_members m CROSS JOIN outages o WHERE o.id = m.outage_id "
+    "AND m.meter_id IN :meter_ids AND m.restored_at IS NULL AND o.status IN :open", "meter_ids", "open")
 
 
 def words(text: str) -> list[str]:

@@ -68,3 +68,15 @@ def test_who_is_down_now_and_what_they_were_sent(storage):
     [record] = storage.notifications_of(claimed.meter_id)
     assert (record.event, record.state, record.outage_id, record.sent_at) == \
         (Event.DECLARED, NotificationState.SENT, o.id, AT + timedelta(seconds=3))
+
+
+def test_a_reader_of_the_open_outages_gets_unchanged_ones_back_as_they_were(storage):
+    made = [storage.save_outage(Outage(None, OutageKind.AREA, OutageStatus.DECLARED, area_of(i), started_at=AT,
+                                       detected_at=AT)) for i in range(3)]
+    first, rows = storage.open_outages_reusing({})
+    changed = replace(made[1], current_count=7)
+    storage.save_outage(changed)
+    storage.save_outage(replace(made[2], status=OutageStatus.RESTORED, restored_at=AT))
+    again, _ = storage.open_outages_reusing(rows)
+    assert again == storage.outages(True) == [made[0], changed]
+    assert again[0] is first[0] and again[1] is not first[1]
