@@ -237,6 +237,17 @@ class SupplySection(_Section):
             raise ValueError("voltage_poll: must be above 0s (e.g. '1s')")
 
 
+class HomeAssistantSection(_Section):
+    """MQTT discovery for the household's own Home Assistant: power, import and export energy and the
+    breaker, on the household's broker (``[home_assistant.mqtt]``, the keys of ``[mqtt]``), never the
+    utility's. Off unless enabled."""
+
+    enabled: bool = False
+    discovery_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = "homeassistant"
+    name: str = "スマートメーター"  # the device's name as Home Assistant shows it
+    mqtt: MqttSection | None = None
+
+
 class MetricsSection(_Section):
     """Prometheus metrics over HTTP; off unless ``listen`` is set. The endpoint has no login: keep it on
     the loopback (a local Prometheus agent) or a management network."""
@@ -246,6 +257,17 @@ class MetricsSection(_Section):
     def __post_init__(self) -> None:
         if self.listen is not None:
             parse_listen(self.listen)
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+def same_broker(a: MqttSection, b: MqttSection) -> bool:
+    """Whether two ``[mqtt]`` sections name the same broker (loopback names taken as one host)."""
+    def host(m: MqttSection) -> str:
+        h = m.host.strip().lower().rstrip(".")
+        return "loopback" if h in _LOOPBACK or h.startswith("127.") else h
+    return host(a) == host(b) and a.port == b.port
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -287,6 +309,7 @@ class MeterConfig(_Section):
     cards: CardsSection = CardsSection()
     breaker: BreakerSection = BreakerSection()
     supply: SupplySection = SupplySection()
+    home_assistant: HomeAssistantSection = HomeAssistantSection()
     metrics: MetricsSection = MetricsSection()
     commissioning: ContractsSection = msgspec.field(default_factory=ContractsSection, name="contracts")
     path: Path | None = msgspec.field(default=None, name="__file__")  # the file it was read from, if any
@@ -301,6 +324,12 @@ class MeterConfig(_Section):
             seen.add(entry.company)
             if entry.send_interval is not None and entry.send_interval < self.meter.measurement_interval:
                 raise ValueError(f"{key}.send_interval: shorter than meter.measurement_interval")
+        ha = self.home_assistant
+        if ha.enabled and ha.mqtt is None:
+            raise ValueError("home_assistant.mqtt: the household's own broker (host, port, account) is required")
+        if ha.enabled and same_broker(ha.mqtt, self.mqtt):
+            raise ValueError("home_assistant.mqtt: that is the utility's broker ([mqtt]); Home Assistant gets the "
+                             "household's own broker only")
         if self.supply.pin is not None and self.supply.pin in (self.breaker.pin, self.breaker.feedback_pin):
             raise ValueError("supply.pin: the breaker already uses that pin")
 
@@ -450,6 +479,12 @@ def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
         return p if p.is_absolute() else base / p
 
     mqtt = resolve_mqtt(cfg.mqtt, base)
+    ha = cfg.home_assistant
+    if ha.mqtt is not None:
+        try:
+            ha = msgspec.structs.replace(ha, mqtt=resolve_mqtt(ha.mqtt, base))
+        except ConfigError as exc:
+            raise ConfigError(f"home_assistant.{exc}") from None
     trust = cfg.trust
     if trust.registry_public_key is not None:
         key = at(trust.registry_public_key)
@@ -459,4 +494,4 @@ def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
         trust = TrustSection(key)
     return msgspec.structs.replace(
         cfg, meter=msgspec.structs.replace(cfg.meter, store=at(cfg.meter.store)), mqtt=mqtt, trust=trust,
-        breaker=msgspec.structs.replace(cfg.breaker, journal=at(cfg.breaker.journal)), path=path)
+        breaker=msgspec.structs.replace(cfg.breaker, journal=at(cfg.breaker.journal)), home_assistant=ha, path=path)

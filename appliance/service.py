@@ -13,6 +13,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -73,6 +74,7 @@ class MeterService:
         self.pump = OutboxPump(store, uplink, gate=self.confirmer.allows_row if self.confirmer.enabled else None)
         self.uplink = uplink
         self.supply = supply
+        self.reading_listeners: list[Callable[[Reading], None]] = []  # e.g. Home Assistant, after each commit
         self._last_prune: datetime | None = None
         self._link = None
         store.set_meta("measurement_interval_s", settings.measurement_interval.total_seconds())
@@ -180,6 +182,12 @@ class MeterService:
             reading = self.measurer.record(sample, end)
             if reading is not None:
                 self.sender.queue_reading(reading, self.store.contracts(), now)
+        if reading is not None:
+            for listener in self.reading_listeners:
+                try:
+                    listener(reading)
+                except Exception:  # a household's add-on must never stop the meter
+                    log.exception("reading listener failed")
         return reading
 
     def _prune(self, now: datetime) -> None:

@@ -48,11 +48,14 @@ class Meter:
     api: MeterAPI
     card_slots: list[Any] = field(default_factory=list)
     supply_monitor: Any = None  # the "power good" input (drivers.supply), if one is configured
+    home_assistant: Any = None  # appliance.home_assistant.HomeAssistantBridge, if enabled
 
     def start(self) -> "Meter":
         self.uplink.start()
         if self.supply_monitor is not None:
             self.supply_monitor.start(lambda good: self.service.supply.report(GPIO, good))
+        if self.home_assistant is not None:
+            self.home_assistant.start()
         self.card_slots = start_card_slots(self.config, self.clock)
         return self
 
@@ -63,6 +66,8 @@ class Meter:
         for slot in self.card_slots:
             slot.stop()
         self.card_slots = []
+        if self.home_assistant is not None:
+            self.home_assistant.stop()
         if self.supply_monitor is not None:
             self.supply_monitor.close()
         self.uplink.stop()
@@ -88,7 +93,7 @@ def build_meter(cfg: MeterConfig, clock: Clock, *, chip: MeteringChip | None = N
     if commission:
         service.commission(cfg.contracts)
     return Meter(cfg, clock, store, chip, uplink, breaker, service, meter_api(cfg, clock, store),
-                 supply_monitor=monitor)
+                 supply_monitor=monitor, home_assistant=home_assistant(cfg, service))
 
 
 def build_chip(cfg: MeterConfig, clock: Clock) -> MeteringChip:
@@ -141,6 +146,17 @@ def supply_watch(cfg: MeterConfig, store: Store, uplink: Uplink, clock: Clock) -
         raise ConfigError("supply: the last gasp needs the MQTT uplink (it publishes on the status topic)")
     settings = SupplySettings(s.voltage_threshold, s.voltage_poll, timedelta(milliseconds=s.holdup_ms))
     return SupplyWatch(settings, store, uplink, clock)
+
+
+def home_assistant(cfg: MeterConfig, service: MeterService):
+    """The Home Assistant bridge of ``[home_assistant]`` (the household's broker), fed each reading; or None."""
+    if not cfg.home_assistant.enabled:
+        return None
+    from appliance.home_assistant import HomeAssistantBridge
+
+    bridge = HomeAssistantBridge(cfg.home_assistant, cfg.meter.id, service.store.breaker_state)
+    service.reading_listeners.append(bridge.on_reading)
+    return bridge
 
 
 def build_supply_monitor(cfg: MeterConfig):
