@@ -49,6 +49,7 @@ class Meter:
     card_slots: list[Any] = field(default_factory=list)
     supply_monitor: Any = None  # the "power good" input (drivers.supply), if one is configured
     home_assistant: Any = None  # appliance.home_assistant.HomeAssistantBridge, if enabled
+    metrics_server: Any = None  # the Prometheus endpoint, while served
 
     def start(self) -> "Meter":
         self.uplink.start()
@@ -56,6 +57,11 @@ class Meter:
             self.supply_monitor.start(lambda good: self.service.supply.report(GPIO, good))
         if self.home_assistant is not None:
             self.home_assistant.start()
+        if self.config.metrics.listen:
+            from appliance.metrics import MeterMetrics, serve
+
+            self.metrics_server = serve(self.config.metrics.listen, MeterMetrics(self.service, self.clock))
+            log.info("metrics on http://%s/metrics", self.config.metrics.listen)
         self.card_slots = start_card_slots(self.config, self.clock)
         return self
 
@@ -66,6 +72,9 @@ class Meter:
         for slot in self.card_slots:
             slot.stop()
         self.card_slots = []
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server = None
         if self.home_assistant is not None:
             self.home_assistant.stop()
         if self.supply_monitor is not None:
