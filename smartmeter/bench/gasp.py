@@ -5,7 +5,7 @@ service's CPU per sample as a share of one Pi Zero 2 W core.
   configured) falls; the time until the grid operator's subscriber holds the status. Goal p99 < 100 ms.
 * CPU per sample: CPU seconds (``time.process_time``) of the meter service alone in its process per
   1 s sample (the chip emulator runs in the parent), scaled to a Pi Zero 2 W core by the ratio of
-  this machine's single-core 7-Zip rating (``7z b -mmt1``, run here) to the Zero 2 W's published one.
+  this machine's single-core 7-Zip rating (``7z b -mmt1``, run here, per 100% of a core) to the Zero 2 W's published one.
 """
 from __future__ import annotations
 
@@ -80,12 +80,14 @@ def bench_last_gasp(broker: LocalMosquitto, chip_port: int, cuts: int, pct) -> d
 
 
 def seven_zip_single_core_mips() -> float | None:
-    """This machine's 7-Zip rating with one thread (the 'Tot:' line of ``7z b -mmt1``), or None."""
+    """This machine's 7-Zip rating with one thread per 100% of a core (the R/U column of the 'Tot:' line
+    of ``7z b -mmt1``: the rating divided by the CPU share the benchmark got, so a busy machine shared
+    with others still yields its core's speed), or None without 7z."""
     exe = shutil.which("7z") or shutil.which("7za")
     if exe is None:
         return None
     out = subprocess.run([exe, "b", "-mmt1"], capture_output=True, text=True, timeout=600).stdout
-    m = re.search(r"^Tot:\s+\d+\s+\d+\s+(\d+)", out, re.M)
+    m = re.search(r"^Tot:\s+\d+\s+(\d+)\s+\d+", out, re.M)
     return float(m.group(1)) if m else None
 
 
@@ -99,7 +101,7 @@ def cpu_share(cpu_s_per_sample: float, interval_s: float = 1.0) -> dict:
     ratio = mips / PI_ZERO_2W_7ZIP_MIPS
     share = cpu_s_per_sample * ratio / interval_s
     print(f"  CPU per sample at a 1 s interval: {cpu_s_per_sample * 1000:.2f} ms here; this core rates "
-          f"{mips:,.0f} MIPS (7z b -mmt1) vs a Pi Zero 2 W core's {PI_ZERO_2W_7ZIP_MIPS:.0f}: x{ratio:.1f}, "
+          f"{mips:,.0f} MIPS (7z b -mmt1, per 100% of a core) vs a Pi Zero 2 W core's {PI_ZERO_2W_7ZIP_MIPS:.0f}: x{ratio:.1f}, "
           f"so about {share:.1%} of one Pi Zero 2 W core")
     return {"cpu_ms_per_sample": cpu_s_per_sample * 1000, "this_core_7zip_mips": mips,
             "pi_zero_2w_core_ratio": ratio, "pi_zero_2w_core_share": share}
