@@ -20,7 +20,6 @@ import time
 from appliance.config import parse_config
 from appliance.supply import journal
 from cloud.mqtt import connect, disconnect, make_client
-from devkit.mosquitto import LocalMosquitto
 
 from ..assembly import build_meter
 
@@ -30,8 +29,9 @@ PI_ZERO_2W_7ZIP_MIPS = 835.0
 SUPPLY_PIN = 22
 
 
-def bench_last_gasp(broker: LocalMosquitto, chip_port: int, cuts: int, pct) -> dict:
-    """``cuts`` supply cuts through the configured GPIO; each one's loss-to-``power_fail``-on-the-broker."""
+def bench_last_gasp(broker, chip_port: int, cuts: int, pct) -> dict:
+    """``cuts`` supply cuts through the configured GPIO; each one's loss-to-``power_fail``-on-the-broker.
+    ``broker``: the bench's broker (devkit.mosquitto.LocalMosquitto)."""
     meter_id = "BENCH-GASP"
     arrived: dict[str, threading.Event] = {"power_fail": threading.Event(), "power_restored": threading.Event()}
     at: dict[str, float] = {}
