@@ -217,6 +217,71 @@ class BreakerSection(_Section):
             raise ValueError(f"pin_factory: {self.pin_factory!r} is not one of {', '.join(PIN_FACTORIES)}")
 
 
+class SupplySection(_Section):
+    """The supply monitor for the last gasp: a "power good" GPIO input (a UPS HAT's or a supply-monitor
+    comparator's) and/or the chip's voltage collapsing. Off while neither ``pin`` nor
+    ``voltage_threshold`` is set."""
+
+    pin: Pin | None = None
+    active_high: bool = True  # the pin's level while the supply is good (False: a "power fail" line, low = good)
+    pull_up: bool = False  # the Pi's internal pull-up (an open-drain output); otherwise the pull-down
+    pin_factory: str | None = None  # gpiozero pin factory, as for the breaker
+    voltage_threshold: Annotated[float, msgspec.Meta(gt=0, le=300)] | None = None  # volts: below it, supply lost
+    voltage_poll: Duration = Duration(seconds=1)  # how often the chip's voltage is read for it
+    holdup_ms: Annotated[int, msgspec.Meta(ge=10, le=600_000)] = 2000  # how long the Pi runs on after a cut
+
+    @property
+    def enabled(self) -> bool:
+        return self.pin is not None or self.voltage_threshold is not None
+
+    def __post_init__(self) -> None:
+        if self.pin_factory is not None and self.pin_factory not in PIN_FACTORIES:
+            raise ValueError(f"pin_factory: {self.pin_factory!r} is not one of {', '.join(PIN_FACTORIES)}")
+        if self.voltage_poll <= timedelta(0):
+            raise ValueError("voltage_poll: must be above 0s (e.g. '1s')")
+
+
+class HomeAssistantSection(_Section):
+    """MQTT discovery for the household's own Home Assistant: power, import and export energy and the
+    breaker, on the household's broker (``[home_assistant.mqtt]``, the keys of ``[mqtt]``), never the
+    utility's. Off unless enabled."""
+
+    enabled: bool = False
+    discovery_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] = "homeassistant"
+    name: str = "スマートメーター"  # the device's name as Home Assistant shows it
+    mqtt: MqttSection | None = None
+
+
+class MetricsSection(_Section):
+    """Prometheus metrics over HTTP; off unless ``listen`` is set. The endpoint has no login: keep it on
+    the loopback (a local Prometheus agent) or a management network."""
+
+    listen: str | None = None  # "127.0.0.1:9108"
+
+    def __post_init__(self) -> None:
+        if self.listen is not None:
+            parse_listen(self.listen)
+
+
+_LOOPBACK = {"localhost", "127.0.0.1", "::1", "ip6-localhost"}
+
+
+def same_broker(a: MqttSection, b: MqttSection) -> bool:
+    """Whether two ``[mqtt]`` sections name the same broker (loopback names taken as one host)."""
+    def host(m: MqttSection) -> str:
+        h = m.host.strip().lower().rstrip(".")
+        return "loopback" if h in _LOOPBACK or h.startswith("127.") else h
+    return host(a) == host(b) and a.port == b.port
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9108`` for IPv6) as (host, port), or ValueError."""
+    m = re.match(r"^\[?([^\s\[\]]+?)\]?:(\d{1,5})$", text)
+    if not m or not 1 <= int(m.group(2)) <= 65535:
+        raise ValueError(f"listen: {text!r} must be HOST:PORT, e.g. 127.0.0.1:9108")
+    return m.group(1), int(m.group(2))
+
+
 class ContractEntry(_Section):
     """One commissioned contract: ``[contracts.supply]`` or an entry of ``[[contracts.data]]``."""
 
@@ -247,6 +312,9 @@ class MeterConfig(_Section):
     confirmation: ConfirmationSection = ConfirmationSection()
     cards: CardsSection = CardsSection()
     breaker: BreakerSection = BreakerSection()
+    supply: SupplySection = SupplySection()
+    home_assistant: HomeAssistantSection = HomeAssistantSection()
+    metrics: MetricsSection = MetricsSection()
     commissioning: ContractsSection = msgspec.field(default_factory=ContractsSection, name="contracts")
     path: Path | None = msgspec.field(default=None, name="__file__")  # the file it was read from, if any
 
@@ -260,6 +328,14 @@ class MeterConfig(_Section):
             seen.add(entry.company)
             if entry.send_interval is not None and entry.send_interval < self.meter.measurement_interval:
                 raise ValueError(f"{key}.send_interval: shorter than meter.measurement_interval")
+        ha = self.home_assistant
+        if ha.enabled and ha.mqtt is None:
+            raise ValueError("home_assistant.mqtt: the household's own broker (host, port, account) is required")
+        if ha.enabled and same_broker(ha.mqtt, self.mqtt):
+            raise ValueError("home_assistant.mqtt: that is the utility's broker ([mqtt]); Home Assistant gets the "
+                             "household's own broker only")
+        if self.supply.pin is not None and self.supply.pin in (self.breaker.pin, self.breaker.feedback_pin):
+            raise ValueError("supply.pin: the breaker already uses that pin")
 
     def _entries(self) -> list[tuple[str, ContractEntry, Role]]:
         out = [("contracts.supply", self.commissioning.supply, Role.SUPPLY)] if self.commissioning.supply else []
@@ -407,6 +483,12 @@ def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
         return p if p.is_absolute() else base / p
 
     mqtt = resolve_mqtt(cfg.mqtt, base)
+    ha = cfg.home_assistant
+    if ha.mqtt is not None:
+        try:
+            ha = msgspec.structs.replace(ha, mqtt=resolve_mqtt(ha.mqtt, base))
+        except ConfigError as exc:
+            raise ConfigError(f"home_assistant.{exc}") from None
     trust = cfg.trust
     if trust.registry_public_key is not None:
         key = at(trust.registry_public_key)
@@ -417,4 +499,4 @@ def resolve(cfg: MeterConfig, base: Path, path: Path | None) -> MeterConfig:
     return msgspec.structs.replace(
         cfg, meter=msgspec.structs.replace(cfg.meter, store=at(cfg.meter.store)), mqtt=mqtt, trust=trust,
         breaker=msgspec.structs.replace(cfg.breaker, journal=at(cfg.breaker.journal)),
-        cards=msgspec.structs.replace(cfg.cards, usb_taken=at(cfg.cards.usb_taken)), path=path)
+        cards=msgspec.structs.replace(cfg.cards, usb_taken=at(cfg.cards.usb_taken)), home_assistant=ha, path=path)

@@ -78,9 +78,10 @@ class MqttUplink:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish_status(self, state: str) -> None:
-        """``online`` | ``offline`` | ``power_fail`` (last gasp) | ``power_restored``."""
-        self._publish(topics.status(self.meter_id), self._status_payload(state), _ignore, retain=True)
+    def publish_status(self, state: str, on_ack: Callable[[], None] | None = None) -> None:
+        """``online`` | ``offline`` | ``power_fail`` (last gasp) | ``power_restored``, straight to the
+        client (QoS 1, retained), not through the outbox; ``on_ack`` runs at the broker's PUBACK."""
+        self._publish(topics.status(self.meter_id), self._status_payload(state), on_ack or _ignore, retain=True)
 
     # -- Uplink -----------------------------------------------------------------------
     def state(self) -> LinkState:

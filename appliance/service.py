@@ -29,6 +29,7 @@ from .remote_breaker import RemoteBreaker
 from .sending import Sender
 from .store import Store
 from .contract_state import ContractStatePublisher
+from .supply import SupplyWatch
 from .switching import Switcher
 from .uplink import MAX_COMMAND_BYTES, OutboxPump, Uplink
 
@@ -50,9 +51,11 @@ class ServiceSettings:
 class MeterService:
     def __init__(self, settings: ServiceSettings, store: Store, chip: MeteringChip, uplink: Uplink,
                  clock: Clock, *, root_public_key: Ed25519PublicKey | bytes | None = None,
-                 confirmation: ConfirmationSettings | None = None, breaker: Breaker | None = None) -> None:
+                 confirmation: ConfirmationSettings | None = None, breaker: Breaker | None = None,
+                 supply: SupplyWatch | None = None) -> None:
         """``root_public_key``: the registry's key (trust anchor) for signed commands; ``confirmation``:
-        embodiment 4 (off by default); ``breaker``: the relay driver, or None if none is fitted."""
+        embodiment 4 (off by default); ``breaker``: the relay driver, or None if none is fitted;
+        ``supply``: the last gasp's watch, which also sees every chip read for its voltage signal."""
         self.settings = settings
         self.store = store
         self.chip = chip
@@ -73,6 +76,8 @@ class MeterService:
         self._drop_logged: datetime | None = None
         self.pump = OutboxPump(store, uplink, gate=self.confirmer.allows_row if self.confirmer.enabled else None)
         self.uplink = uplink
+        self.supply = supply
+        self.reading_listeners: list[Callable[[Reading], None]] = []  # e.g. Home Assistant, after each commit
         self._last_prune: datetime | None = None
         self._link = None
         store.set_meta("measurement_interval_s", settings.measurement_interval.total_seconds())
@@ -113,6 +118,8 @@ class MeterService:
         self._handle_commands(now)
         self.breaker.apply_requests()
         reading = self._measure_if_due(now)
+        if self.supply is not None:
+            self.supply.poll(self._sample)
         for due in self.switcher.due(now):
             if not self.confirmer.allows_switch(due, now):
                 continue  # S804 waits for the company's confirmation (embodiment 4)
@@ -160,12 +167,18 @@ class MeterService:
         end = self.measurer.due(now)
         if end is None:
             return None
-        return self._record(self.chip.read_sample(), end, now)
+        return self._record(self._sample(), end, now)
 
     def _close_window(self, occurrence: datetime, now: datetime) -> None:
         last = self.measurer.last_end
         if last is None or (last < occurrence and now > last):
-            self._record(self.chip.read_sample(), now, now)
+            self._record(self._sample(), now, now)
+
+    def _sample(self):
+        sample = self.chip.read_sample()
+        if self.supply is not None:
+            self.supply.observe(sample)  # its voltage: the last gasp's second signal
+        return sample
 
     def _record(self, sample, end: datetime, now: datetime) -> Reading | None:
         # The bus read happens before the transaction; the reading and everything owed to the
@@ -174,6 +187,12 @@ class MeterService:
             reading = self.measurer.record(sample, end)
             if reading is not None:
                 self.sender.queue_reading(reading, self.store.contracts(), now)
+        if reading is not None:
+            for listener in self.reading_listeners:
+                try:
+                    listener(reading)
+                except Exception:  # a household's add-on must never stop the meter
+                    log.exception("reading listener failed")
         return reading
 
     def _prune(self, now: datetime) -> None:

@@ -398,6 +398,10 @@ class Store:
                  "message_ja": r[5], "detail": json.loads(r[6]), "cleared": r[7] is not None, "count": r[8]}
                 for r in rows]
 
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts kept (cleared or not, counted up when coalesced), by kind."""
+        return {k: int(n) for k, n in self.db.execute("SELECT kind, SUM(count) FROM alerts GROUP BY kind")}
+
     def clear_alert(self, alert_id: int, at: datetime) -> None:
         self.db.execute("UPDATE alerts SET cleared=? WHERE id=? AND cleared IS NULL", (to_epoch(at), alert_id))
 

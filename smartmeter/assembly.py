@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from appliance.api import MeterAPI
@@ -26,6 +27,7 @@ from appliance.interfaces import Breaker, MeteringChip
 from appliance.mqtt import MqttUplink
 from appliance.service import MeterService, ServiceSettings
 from appliance.store import Store
+from appliance.supply import GPIO, SupplySettings, SupplyWatch
 from appliance.uplink import Uplink
 
 log = logging.getLogger("smartmeter")
@@ -45,9 +47,21 @@ class Meter:
     service: MeterService
     api: MeterAPI
     card_slots: list[Any] = field(default_factory=list)
+    supply_monitor: Any = None  # the "power good" input (drivers.supply), if one is configured
+    home_assistant: Any = None  # appliance.home_assistant.HomeAssistantBridge, if enabled
+    metrics_server: Any = None  # the Prometheus endpoint, while served
 
     def start(self) -> "Meter":
         self.uplink.start()
+        if self.supply_monitor is not None:
+            self.supply_monitor.start(lambda good: self.service.supply.report(GPIO, good))
+        if self.home_assistant is not None:
+            self.home_assistant.start()
+        if self.config.metrics.listen:
+            from appliance.metrics import MeterMetrics, serve
+
+            self.metrics_server = serve(self.config.metrics.listen, MeterMetrics(self.service, self.clock))
+            log.info("metrics on http://%s/metrics", self.config.metrics.listen)
         self.card_slots = start_card_slots(self.config, self.clock)
         return self
 
@@ -58,6 +72,13 @@ class Meter:
         for slot in self.card_slots:
             slot.stop()
         self.card_slots = []
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server = None
+        if self.home_assistant is not None:
+            self.home_assistant.stop()
+        if self.supply_monitor is not None:
+            self.supply_monitor.close()
         self.uplink.stop()
         self.chip.close()
         if self.breaker is not None:
@@ -71,14 +92,17 @@ def build_meter(cfg: MeterConfig, clock: Clock, *, chip: MeteringChip | None = N
     chip = chip if chip is not None else build_chip(cfg, clock)
     uplink = uplink if uplink is not None else build_uplink(cfg, clock)
     breaker = breaker if breaker is not None else build_breaker(cfg, clock)
+    monitor = build_supply_monitor(cfg)
     store = Store(cfg.meter.store)
     settings = ServiceSettings(cfg.meter.id, cfg.meter.measurement_interval, cfg.meter.retention, cfg.meter.tick)
     service = MeterService(settings, store, chip, uplink, clock, root_public_key=trust_anchor(cfg),
-                           confirmation=confirmation_settings(cfg), breaker=breaker)
+                           confirmation=confirmation_settings(cfg), breaker=breaker,
+                           supply=supply_watch(cfg, store, uplink, clock))
     uplink.on_command = service.submit_command  # confirm / contract_change commands (signed)
     if commission:
         service.commission(cfg.contracts)
-    return Meter(cfg, clock, store, chip, uplink, breaker, service, meter_api(cfg, clock, store))
+    return Meter(cfg, clock, store, chip, uplink, breaker, service, meter_api(cfg, clock, store),
+                 supply_monitor=monitor, home_assistant=home_assistant(cfg, service))
 
 
 def build_chip(cfg: MeterConfig, clock: Clock, *, retries: int = 3) -> MeteringChip:
@@ -120,6 +144,43 @@ def build_breaker(cfg: MeterConfig, clock: Clock) -> Breaker | None:
                             pin_factory=make_pin_factory(b.pin_factory), clock=clock)
     except Exception as exc:  # gpiozero: no such pin, no pin library, pin busy
         raise ConfigError(f"breaker.pin: cannot drive GPIO {b.pin}: {exc}") from None
+
+
+def supply_watch(cfg: MeterConfig, store: Store, uplink: Uplink, clock: Clock) -> SupplyWatch | None:
+    """The last gasp's watch when ``[supply]`` names a signal; it publishes on the uplink's status topic."""
+    s = cfg.supply
+    if not s.enabled:
+        return None
+    if not hasattr(uplink, "publish_status"):
+        raise ConfigError("supply: the last gasp needs the MQTT uplink (it publishes on the status topic)")
+    settings = SupplySettings(s.voltage_threshold, s.voltage_poll, timedelta(milliseconds=s.holdup_ms))
+    return SupplyWatch(settings, store, uplink, clock)
+
+
+def home_assistant(cfg: MeterConfig, service: MeterService):
+    """The Home Assistant bridge of ``[home_assistant]`` (the household's broker), fed each reading; or None."""
+    if not cfg.home_assistant.enabled:
+        return None
+    from appliance.home_assistant import HomeAssistantBridge
+
+    bridge = HomeAssistantBridge(cfg.home_assistant, cfg.meter.id, service.store.breaker_state)
+    service.reading_listeners.append(bridge.on_reading)
+    return bridge
+
+
+def build_supply_monitor(cfg: MeterConfig):
+    """The "power good" input of ``[supply]``, or None when no pin is configured."""
+    s = cfg.supply
+    if s.pin is None:
+        return None
+    from drivers.breaker.relay import make_pin_factory
+    from drivers.supply import GpioSupplyMonitor
+
+    try:
+        return GpioSupplyMonitor(s.pin, active_high=s.active_high, pull_up=s.pull_up,
+                                 pin_factory=make_pin_factory(s.pin_factory))
+    except Exception as exc:  # gpiozero: no such pin, no pin library, pin busy
+        raise ConfigError(f"supply.pin: cannot read GPIO {s.pin}: {exc}") from None
 
 
 def trust_anchor(cfg: MeterConfig):

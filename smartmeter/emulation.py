@@ -157,7 +157,8 @@ class EmulatedSystem:
 
     def meter_config(self, chip_port: int) -> dict[str, Any]:
         """The emulated meter's config, as an installer would write it (validated like one): the chip
-        emulator on Modbus TCP, the private broker, the relay on gpiozero's mock pin factory."""
+        emulator on Modbus TCP, the private broker, the relay and the supply monitor on gpiozero's mock
+        pin factory."""
         contracts: dict[str, Any] = {"data": []}
         for c in self.companies:
             if c.code not in self.commissioned:
@@ -180,6 +181,7 @@ class EmulatedSystem:
             "confirmation": {"enabled": self.confirmation, "timeout": 10 * self.speed,
                              "retry_max": 60 * self.speed, "recheck_after": 60 * self.speed},
             "breaker": {"pin": 17, "pin_factory": "mock", "journal": "breaker.json"},
+            "supply": {"pin": 22, "pull_up": True, "pin_factory": "mock"},  # an open-drain "power good" line
             "contracts": contracts,
         }
 
@@ -259,9 +261,11 @@ class EmulatedSystem:
         self.load_w, self.solar_w = 200.0, watts
 
     def set_supply(self, on: bool) -> None:
-        """Cut or restore the grid supply; a cut sends the last gasp (``power_fail``) while the radio lasts."""
+        """Cut or restore the grid supply: the supply monitor's line falls (or rises) on its GPIO, and the
+        meter sends its last gasp (``power_fail``) or ``power_restored`` as a real one does."""
         self.supply_on = on
-        self.uplink.publish_status("power_restored" if on else "power_fail")
+        pin = self.meter.supply_monitor.device.pin
+        (pin.drive_high if on else pin.drive_low)()
 
     def set_broker(self, up: bool) -> None:
         if up and not self.broker_up:

@@ -19,6 +19,16 @@ log = logging.getLogger("smartmeter")
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     log_to_journal("smartmeter-meter", meter_id=cfg.meter.id)  # under systemd: entries with fields
+    if args.metrics:
+        import msgspec
+
+        from appliance.config import parse_listen
+
+        try:
+            parse_listen(args.metrics)
+        except ValueError as exc:
+            raise SystemExit(f"--metrics: {exc}") from None
+        cfg = msgspec.structs.replace(cfg, metrics=msgspec.structs.replace(cfg.metrics, listen=args.metrics))
     meter = build_meter(cfg, SystemClock())
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -42,6 +52,8 @@ def register(groups) -> None:
         description="Run the headless meter service: the Fig. 8 loop. Stops cleanly on SIGTERM/Ctrl-C; "
                     "a kill at any moment loses nothing (readings queue in the store).")
     add_config_arg(p)
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics here (e.g. 127.0.0.1:9108; overrides [metrics] listen)")
     p.set_defaults(func=cmd_run)
     from appliance.breaker import register_cli
 

@@ -76,6 +76,11 @@ def _until_signal() -> threading.Event:
 
 
 # ----------------------------------------------------------------- cloud
+def _metrics_arg(p) -> None:
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics here, e.g. 127.0.0.1:9109 (default: not served; no login)")
+
+
 def cmd_collector(args) -> int:
     from appliance.clock import SystemClock
 
@@ -88,6 +93,9 @@ def cmd_collector(args) -> int:
     c.start(broker, share_group=args.share_group, persistent=args.persistent or bool(args.client_id),
             client_id=args.client_id)
     log.info("collector on %s:%d%s", broker.host, broker.port, f" in $share group {args.share_group}" if args.share_group else "")
+    from .metrics import CollectorMetrics, serve
+
+    metrics = serve(args.metrics, CollectorMetrics(c))
     stop = _until_signal()
     while not stop.wait(1.0):
         if not c.healthy:  # exit non-zero, so systemd restarts it
@@ -97,6 +105,8 @@ def cmd_collector(args) -> int:
         if table2 is not None:
             log.info("window ending %s: %d meters without communication (Table 2)", table2.window_end, len(table2.meter_ids))
     c.stop()
+    if metrics:
+        metrics.shutdown()
     s = c.stats
     print(f"messages {s.messages}, stored {s.stored}, duplicates {s.duplicates}, refused {s.malformed_total} "
           f"{dict(s.malformed)}, dead letters {s.dead_letters}")
@@ -129,13 +139,21 @@ def cmd_manager(args) -> int:
         feed = DaFeed(manager)
         feed.start(broker_from_args(args))
     log.info("manager: API on %s, tick every %ss", api.url, args.tick.total_seconds())
+    from .metrics import ManagerMetrics, serve
+
+    counts = ManagerMetrics()
+    metrics = serve(args.metrics, counts)
     stop = _until_signal()
     while not stop.wait(args.tick.total_seconds()):
         try:
             for o in manager.tick():
                 log.debug("outage %s %s %s %s: %d homes", o.id, o.kind.value, o.status.value, o.area.key, o.current_count)
+            if metrics:
+                counts.note_open(manager.storage.outages(open_only=True))
         except Exception:
             log.exception("tick failed")
+    if metrics:
+        metrics.shutdown()
     api.stop()
     if feed:
         feed.stop()
@@ -157,7 +175,12 @@ def cmd_notifier(args) -> int:
                                           public_url=args.public_url))
     n = Notifier(open_storage(args.db), SystemClock(), config)
     log.info("notifier %s sending through %s:%d", n.worker, host, port)
+    from .metrics import NotifierMetrics, serve
+
+    metrics = serve(args.metrics, NotifierMetrics(n))
     n.run(_until_signal(), poll_s=args.poll.total_seconds())
+    if metrics:
+        metrics.shutdown()
     print(f"sent {n.stats.sent}, retried {n.stats.retried}, failed {n.stats.failed}, skipped {n.stats.skipped}")
     return 0
 
@@ -329,6 +352,7 @@ def register(groups) -> None:
     p.add_argument("--client-id", help="persistent session under this client id (a broker without accounts only)")
     p.add_argument("--clock-skew", type=duration, default=CLOCK_SKEW,
                    help="refuse readings and statuses stamped more than this ahead of this host's clock (default 5m)")
+    _metrics_arg(p)
     p.set_defaults(func=cmd_collector)
 
     p = cloud.add_parser("manager", help="outage pipeline: judge outages, serve the operators' API (device 25)",
@@ -345,6 +369,7 @@ def register(groups) -> None:
                    help=f"the operators' accounts (smartmeter cloud operator add; default {OPERATORS_FILE})")
     _link_args(p)
     p.add_argument("--da-feed", action="store_true", help="also take DA events from MQTT grid/da/events")
+    _metrics_arg(p)
     p.set_defaults(func=cmd_manager)
 
     p = cloud.add_parser("notifier", help="outage pipeline: send the customers' e-mails over SMTP (server 27)",
@@ -355,6 +380,7 @@ def register(groups) -> None:
     p.add_argument("--quiet-hours", default="22:00-07:00", help="JST hours that hold back non-urgent e-mail, or 'none'")
     p.add_argument("--poll", type=duration, default=timedelta(seconds=1), help="how often to look for work (default 1s)")
     _link_args(p)
+    _metrics_arg(p)
     p.set_defaults(func=cmd_notifier)
 
     p = cloud.add_parser("registrations", help="outage pipeline: customers' registrations (Table 1)")

@@ -89,11 +89,12 @@ class Rig:
         self.meter = build_meter(parse_config(self.config(options), base=self.tmp_path), self.clock, chip=self.chip,
                                  breaker=options.get("breaker"), commission=False)
         self.store, self.uplink, self.service = self.meter.store, self.meter.uplink, self.meter.service
-        self.uplink.start()
+        self.meter.start()  # the uplink, and the supply monitor if configured
         wait_for(lambda: self.uplink.state().connected, what="meter connected")
 
     def config(self, options):
-        """The rig's meter config; ``options`` may carry the registry's key and confirmation settings."""
+        """The rig's meter config; ``options`` may carry the registry's key, confirmation settings and a
+        ``[supply]`` section (the last gasp)."""
         chip = {"serial": self.rtu[1], "baud": 9600} if self.rtu else {"tcp": f"127.0.0.1:{self.emulator.port}"}
         raw = {"meter": {"id": METER, "measurement_interval": "30m", "retention": "30d", "store": str(self.store_path)},
                "chip": {"profile": self.profile, "timeout": 0.5, **chip},
@@ -104,6 +105,8 @@ class Rig:
             key_file = self.tmp_path / "registry.pub"
             key_file.write_bytes(root if isinstance(root, bytes) else keys.public_raw(root))
             raw["trust"] = {"registry_public_key": str(key_file)}
+        if options.get("supply") is not None:
+            raw["supply"] = options["supply"]
         c = options.get("confirmation")
         if c is not None:
             raw["confirmation"] = {"enabled": c.enabled, "period": c.period.total_seconds(),
@@ -112,6 +115,8 @@ class Rig:
         return raw
 
     def stop_service(self):
+        if self.meter.supply_monitor is not None:
+            self.meter.supply_monitor.close()
         self.uplink.stop()
         self.store.close()
 

@@ -91,6 +91,10 @@ def test_durations_and_defaults():
         ("breaker", {"pin": 28}, "breaker.pin", "expected int <= 27"),
         ("breaker", {"pin_factory": "gpio"}, "breaker.pin_factory", "not one of lgpio"),
         ("cards", {"slots": [{"slot": 1, "pcsc": "R"}, {"slot": "1", "nfc": "usb"}]}, "cards.slots[1].slot", "twice"),
+        ("supply", {"holdup_ms": 0}, "supply.holdup_ms", "expected int >= 10"),
+        ("supply", {"voltage_threshold": 0}, "supply.voltage_threshold", "expected float > 0"),
+        ("supply", {"pin_factory": "gpio"}, "supply.pin_factory", "not one of lgpio"),
+        ("metrics", {"listen": "9108"}, "metrics.listen", "HOST:PORT"),
         ("confirmation", {"timeout": "0s"}, "confirmation.timeout", "above 0s"),
     ],
 )
@@ -125,7 +129,7 @@ def test_the_example_shows_the_declared_defaults():
 
     shown = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     declared = {"meter": schema.MeterSection(id="X"), "chip": schema.ChipSection(), "mqtt": schema.MqttSection(),
-                "confirmation": schema.ConfirmationSection(), "breaker": schema.BreakerSection()}
+                "confirmation": schema.ConfirmationSection(), "breaker": schema.BreakerSection(), "supply": schema.SupplySection()}
     checked = 0
     for section, defaults in declared.items():
         for key, value in shown.get(section, {}).items():
