@@ -103,11 +103,20 @@ class AlertView:
     message: str
     message_ja: str
     breaker_open: bool | None
+    code: str | None = None  # the refusal's or failure's code: a display words the alert from it
+    purpose: str | None = None  # send | switch | breaker, where the alert says
+    action: str | None = None  # open | close, for the grid operator's supply order
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> AlertView:
+        d = row["detail"]
         return cls(row["id"], row["at"], row["kind"], row["company_code"], row["message"], row["message_ja"],
-                   _recorded_breaker_open(row["detail"].get("breaker")))
+                   _recorded_breaker_open(d.get("breaker")), _text(d.get("code")), _text(d.get("purpose")),
+                   _text(d.get("action")))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _recorded_breaker_open(recorded: Any) -> bool | None:

@@ -97,6 +97,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "alert_security": ("セキュリティエラー", "Security error"),
     "alert_card": ("カードを受け付けられません", "Card refused"),
     "alert_breaker_remote": ("送配電事業者による電気の入切", "Supply switched by the grid operator"),
+    "alert_security_text": (("{c}からの確認がメーターの記録と合いませんでした。{c}へのデータ送信を止めています。"
+                             "心当たりがないときは{c}にご連絡ください。"),
+                            ("{c}'s confirmation did not match your meter's records, so your meter has stopped "
+                             "sending data to {c}. If you did not expect this, contact {c}.")),
+    "alert_grid_opened": ("送配電事業者({c})が電気を止めました。", "The grid operator ({c}) switched your supply off."),
+    "alert_grid_closed": ("送配電事業者({c})が電気を入れました。", "The grid operator ({c}) switched your supply on."),
+    "alert_breaker_fault_text": ("ブレーカーが指令どおりに動いていません。販売店に点検を依頼してください。",
+                                 "The breaker does not follow its command. Ask your installer to check it."),
     "close": ("×", "×"),
     "alert_link": ("クラウドとの接続が切れています", "Cloud connection lost"),
     "alert_link_queued": ("未送信の計量値 {n} 件 (接続が戻ると送信します)",

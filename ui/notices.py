@@ -108,3 +108,16 @@ def confirm_key(role: str) -> tuple[str, str]:
     """The question asked before a switch, and its yes button."""
     return ("confirm_data", "confirm_data_yes") if role != "supply" else ("confirm_switch", "confirm_switch_yes")
 
+
+
+def alert_key(kind: str, code: str | None, purpose: str | None, action: str | None) -> str | None:
+    """The i18n key that words one of the meter's alerts for the household (None: no wording of its own)."""
+    if kind in ("card_rejected", "remote_rejected"):
+        return refusal_key(code)
+    if kind == "security_error":
+        return "refused_not_grid" if purpose == "breaker" else "alert_security_text"
+    if kind == "breaker_remote":
+        return "alert_grid_opened" if action == "open" else "alert_grid_closed"
+    if kind == "breaker_fault":
+        return "alert_breaker_fault_text"
+    return None

@@ -188,7 +188,9 @@ async def panel_a(app, run, emu):
     run.check("notice:data_company", app.notice.shown == "HEMSラボ へのデータ提供を開始します", app.notice.shown)
     ok = ok and await until(lambda: "security_error" in events(emu, "HEMS-LAB"), 30)
     await tap(app.nav.tabs["alerts"])
-    ok_shown = await until(lambda: any("HEMS-LAB" in t and "遮断器は閉じています" in t for t in alert_texts(app)), 10)
+    # worded from the screen's table (not the core's stored message), with the breaker's state
+    ok_shown = await until(lambda: any("HEMS-LABからの確認がメーターの記録と合いませんでした" in t and "ブレーカー: 入" in t
+                                       for t in alert_texts(app)), 10)
     run.check("alerts:security", ok and ok_shown and "contract_started" not in events(emu, "HEMS-LAB"),
               f"HEMS events={events(emu, 'HEMS-LAB')} alerts={alert_texts(app)}"[:600])
     run.check("alerts:security_in_core", any(a["kind"] == "security_error" and a["company_code"] == "HEMS-LAB"

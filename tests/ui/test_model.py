@@ -262,3 +262,20 @@ def test_usage_axis_is_shared_and_round():
 
     assert axis_top([0.03, 0.31]) == 0.5 and axis_top([]) == 0.05
     assert axis_ticks(0.5) == [0.125, 0.25, 0.375, 0.5]
+
+
+def test_the_meters_alerts_are_worded_from_the_table_not_the_cores_message():
+    """A household reads every alert in plain words in the screen's language, whatever the core stored."""
+    from ui.i18n import Texts
+    from ui.notices import alert_key
+
+    cases = [("security_error", "mismatch", "send", None), ("security_error", "not_grid_operator", "breaker", None),
+             ("card_rejected", "replayed", None, None), ("remote_rejected", "expired", None, None),
+             ("breaker_remote", None, None, "open"), ("breaker_remote", None, None, "close"),
+             ("breaker_fault", None, None, None)]
+    for lang in ("ja", "en"):
+        tx = Texts(lang)
+        for kind, code, purpose, action in cases:
+            text = tx.t(alert_key(kind, code, purpose, action), c="TEPCO-EP")
+            assert text and "{" not in text and "security_error" not in text, (kind, lang)
+    assert "TEPCO-EP" in Texts("ja").t(alert_key("security_error", "mismatch", "send", None), c="TEPCO-EP")

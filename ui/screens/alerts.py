@@ -8,7 +8,7 @@ from kivy.uix.boxlayout import BoxLayout
 
 from ..i18n import stamp
 from ..model import breaker_is_open, link_problem_text
-from ..notices import refusal_key
+from ..notices import alert_key, refusal_key
 from ..widgets import DIM, GREY, PANEL, TEXT, Flat, put
 from .base import UiContext
 from .rows import Row, RowSpec, scrolling_list
@@ -58,7 +58,8 @@ class AlertsScreen:
             lines = [f"[b]{t('alert_link')}[/b]"] + ([t(why)] if why else []) + [t("alert_link_queued", n=v.queued)]
             out.append(AlertRow("link", "\n".join(lines)))
         for a in (v.alerts if v else ()):
-            msg = (a.message_ja if tx.lang == "ja" else None) or a.message
+            key = alert_key(a.kind, a.code, a.purpose, a.action)
+            msg = t(key, c=a.company_code or "") if key else (a.message_ja if tx.lang == "ja" else None) or a.message
             # an alert that recorded no breaker state shows the present one
             brk_open = a.breaker_open
             if brk_open is None and v.breaker is not None:

@@ -15,7 +15,7 @@ from appliance.domain import SwitchTime
 from appliance.schedule import DAYS, parse_switch
 
 from ..i18n import WEEKDAYS
-from ..widgets import ACCENT, BAD, DIM, GOOD, GREY, MIN_TOUCH, PANEL, Flat, Text, panel_background, put
+from ..widgets import ACCENT, DIM, GO, GREY, MIN_TOUCH, PANEL, STOP, Flat, Text, panel_background, put
 from .base import UiContext
 
 ONCE, WEEKLY = "once", "weekly"
@@ -66,8 +66,8 @@ class DateTimePicker:
             week.add_widget(b)
         box.add_widget(week)
         buttons = BoxLayout(spacing=s(8), size_hint_y=None, height=row)
-        self.ok = Flat(text=t("set_ok"), font_size=s(18), tone=GOOD)
-        self.clear = Flat(text=t("set_clear"), font_size=s(18), tone=BAD)
+        self.ok = Flat(text=t("set_ok"), font_size=s(18), tone=GO)
+        self.clear = Flat(text=t("set_clear"), font_size=s(18), tone=STOP)
         self.back = Flat(text=t("set_back"), font_size=s(18), tone=GREY)
         self.ok.bind(on_release=lambda *_: self._set(on_set))
         self.clear.bind(on_release=lambda *_: (self.popup.dismiss(), on_clear()))

@@ -14,7 +14,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.modalview import ModalView
 
 from ..model import breaker_is_open
-from ..widgets import ACCENT, BAD, GOOD, GREY, MIN_TOUCH, PANEL, TEXT, Flat, Text, panel_background, put
+from ..widgets import ACCENT, GO, GREY, MIN_TOUCH, PANEL, STOP, TEXT, Flat, Text, panel_background, put
 from .base import UiContext
 
 LOADS_W = (0, 300, 1500, 3000)
@@ -50,7 +50,7 @@ class EmulationDrawer:
         box.add_widget(cards)
 
         slots = GridLayout(cols=len(emu.slots), spacing=s(4), size_hint_y=0.3)
-        self.insert = {slot: self._button(slots, s(16), GOOD, lambda sl=slot: self.run(emu.insert_card, sl, self.card))
+        self.insert = {slot: self._button(slots, s(16), GO, lambda sl=slot: self.run(emu.insert_card, sl, self.card))
                        for slot in emu.slots}
         self.remove = {slot: self._button(slots, s(16), GREY, lambda sl=slot: self.run(emu.remove_card, sl))
                        for slot in emu.slots}
@@ -64,10 +64,10 @@ class EmulationDrawer:
         box.add_widget(power)
 
         switches = GridLayout(cols=4, spacing=s(4), size_hint_y=0.22)
-        self.spoof = self._button(switches, s(16), BAD, lambda: self.run(self._toggle_spoof))
-        self.supply = self._button(switches, s(16), BAD, lambda: self.run(lambda: emu.set_supply(not emu.supply_on)))
-        self.broker = self._button(switches, s(16), BAD, lambda: self.run(lambda: emu.set_broker(not emu.broker_up)))
-        self.breaker = self._button(switches, s(16), BAD, lambda: self.run(self._toggle_breaker))
+        self.spoof = self._button(switches, s(16), STOP, lambda: self.run(self._toggle_spoof))
+        self.supply = self._button(switches, s(16), STOP, lambda: self.run(lambda: emu.set_supply(not emu.supply_on)))
+        self.broker = self._button(switches, s(16), STOP, lambda: self.run(lambda: emu.set_broker(not emu.broker_up)))
+        self.breaker = self._button(switches, s(16), STOP, lambda: self.run(self._toggle_breaker))
         box.add_widget(switches)
         self.popup.add_widget(box)
 

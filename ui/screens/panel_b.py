@@ -9,7 +9,7 @@ from kivy.graphics import Color, Line
 from kivy.uix.boxlayout import BoxLayout
 
 from ..model import CompanyPicker, entry_key, is_in_force
-from ..widgets import ACCENT, DIM, GOOD, GREY, LIT, ON_LIT, PANEL, TEXT, Flat, Text, panel_background, put
+from ..widgets import ACCENT, DIM, GO, GREY, LIT, ON_LIT, PANEL, TEXT, Flat, Text, panel_background, put
 from .base import UiContext, company_kind, slot_text
 from .rows import scrolling_list
 
@@ -133,7 +133,7 @@ class PanelB:
         right.add_widget(self.companies.scroll)
         buttons = BoxLayout(size_hint_y=None, height=s(56), spacing=s(8))
         self.select = Flat(font_size=s(20), tone=ACCENT, bold=True)
-        self.ok = Flat(font_size=s(20), tone=GOOD, bold=True)
+        self.ok = Flat(font_size=s(20), tone=GO, bold=True)
         self.cancel = Flat(font_size=s(20), tone=GREY, bold=True)
         for button, action in ((self.select, self.on_select), (self.ok, self.on_ok), (self.cancel, self.on_cancel)):
             button.bind(on_release=lambda _b, a=action: a())
