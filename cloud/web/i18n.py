@@ -20,6 +20,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "none_in": ("{place}では、現在、停電は発生していません。", "There is no power outage in {place} now."),
     "col_prefecture": ("都道府県", "Prefecture"),
     "col_place": ("市区町村・地域", "City and district"),
+    "back_to": ("{place}の停電状況へ", "Back to {place}"),
+    "city_hint": ("市区町村を選ぶと、地域ごとの停電戸数が見られます。", "Choose a city to see its districts."),
     "col_outages": ("停電地域数", "Areas"),
     "col_homes": ("停電戸数", "Homes without power"),
     "col_since": ("停電日時", "Since"),

@@ -10,10 +10,9 @@ from datetime import datetime
 from ..outage.model import Outage, OutageKind, OutageStatus
 
 
-
 @dataclass(frozen=True)
 class PlaceCount:
-    name: str  # a prefecture, or "city district"
+    name: str  # a prefecture, a city or a district
     outages: int
     homes: int  # homes without power now
     since: datetime  # the earliest start among them
@@ -32,8 +31,14 @@ def by_prefecture(outages: list[Outage]) -> list[PlaceCount]:
 
 
 def in_prefecture(outages: list[Outage], prefecture: str) -> list[PlaceCount]:
-    return _group([o for o in public_outages(outages) if o.area.prefecture == prefecture],
-                  lambda o: f"{o.area.city} {o.area.district}")
+    """Per city: a prefecture can hold thousands of districts in outage at once (a typhoon), too many to list."""
+    return _group([o for o in public_outages(outages) if o.area.prefecture == prefecture], lambda o: o.area.city)
+
+
+def in_city(outages: list[Outage], prefecture: str, city: str) -> list[PlaceCount]:
+    """Per district of one city."""
+    return _group([o for o in public_outages(outages) if o.area.prefecture == prefecture and o.area.city == city],
+                  lambda o: o.area.district)
 
 
 def _group(outages: list[Outage], key) -> list[PlaceCount]:

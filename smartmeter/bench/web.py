@@ -129,7 +129,8 @@ def pages(fleet: Fleet, mypage_link: str, outage_id: int) -> dict[str, str]:
     area, customer = fleet.sample_area, fleet.customer
     return {
         "public lookup /": "/",
-        "public prefecture /area/{pref}": f"/area/{quote(area.prefecture)}",
+        "public prefecture /area/{pref} (per city)": f"/area/{quote(area.prefecture)}",
+        "public city /area/{pref}/{city} (per district)": f"/area/{quote(area.prefecture)}/{quote(area.city)}",
         "accident list /ops/ (first page, newest first)": "/ops/",
         "accident list sorted by homes, page 50": "/ops/?sort=homes&page=50",
         "accident list filtered by city, oldest first": f"/ops/?area={quote(area.city)}&sort=started&order=asc",

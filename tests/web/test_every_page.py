@@ -168,6 +168,7 @@ class World:
         return [
             Visit("lookup", opens("/")),
             Visit("lookup-prefecture", opens(f"/area/{pref}")),
+            Visit("lookup-city", opens(f"/area/{pref}/{AREA0.city}")),
             Visit("register", opens("/register")),
             Visit("register-address", register_address),
             Visit("register-errors", register_errors),
