@@ -9,7 +9,8 @@ from typing import Any
 from appliance.clock import from_epoch, to_epoch
 
 from ..model import MeterComm, MeterState, Reading, StatusEvent
-from .database import Database, chunks, statement
+from .database import chunks, statement
+from .partitions import ReadingPartitions, day_of
 
 COLUMNS = "meter_id, last_interval_end, reading_rx_at, status, status_at, status_rx_at"
 DOWN_STATES = (MeterState.POWER_FAIL.value, MeterState.OFFLINE.value)
@@ -19,12 +20,27 @@ INSERT_READING = statement(
     "VALUES (:meter_id, :seq, :interval_start, :interval_end, :payload, :received_at) "
     "ON CONFLICT (meter_id, seq) DO NOTHING"
 )
-HEARD = statement(
-    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) "
+# PostgreSQL: a whole batch in one statement, its columns as arrays. No conflict target: the partitioned
+# table's key is (meter_id, seq, interval_end), which dedupes as (meter_id, seq) does (see .partitions)
+BULK_INSERT_READINGS = statement(
+    "INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
+    "SELECT m, s, b, e, p, :received_at FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:seqs AS BIGINT[]), "
+    "CAST(:starts AS DOUBLE PRECISION[]), CAST(:ends AS DOUBLE PRECISION[]), CAST(:payloads AS TEXT[])) "
+    "AS t(m, s, b, e, p) ON CONFLICT DO NOTHING"
+)
+HEARD_VALUES = (
     "ON CONFLICT (meter_id) DO UPDATE SET reading_rx_at = excluded.reading_rx_at, "
     "last_interval_end = CASE WHEN meter_comm.last_interval_end IS NULL "
     "OR excluded.last_interval_end > meter_comm.last_interval_end "
     "THEN excluded.last_interval_end ELSE meter_comm.last_interval_end END"
+)
+BULK_HEARD = statement(
+    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) "
+    "SELECT m, e, :rx FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:ends AS DOUBLE PRECISION[])) AS t(m, e) "
+    + HEARD_VALUES
+)
+HEARD = statement(
+    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) " + HEARD_VALUES
 )
 STATUS = statement(
     "INSERT INTO meter_comm (meter_id, status, status_at, status_rx_at) VALUES (:meter_id, :status, :at, :rx) "
@@ -65,9 +81,15 @@ def _body(payload: dict[str, Any] | str) -> str:
     return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
 
 
-class Readings(Database):
+class OutsidePartitions(ValueError):
+    """A reading whose day has no partition and gets none (:meth:`ReadingPartitions.partition_refusal`)."""
+
+
+class Readings(ReadingPartitions):
     def store_readings(self, readings: Sequence[Reading], received_at: datetime) -> int:
-        """Store readings, deduplicated on (meter_id, seq); return how many were new."""
+        """Store readings, deduplicated on (meter_id, seq); return how many were new. Each meter's last
+        word takes the newest interval end once. A reading outside the partitioned days raises
+        :class:`OutsidePartitions` before anything is written."""
         if not readings:
             return 0
         rx = to_epoch(received_at)
@@ -80,10 +102,22 @@ class Readings(Database):
             end = r.interval_end.timestamp()
             if newest.get(r.meter_id, float("-inf")) < end:
                 newest[r.meter_id] = end
+        heard = sorted(newest.items())  # sorted: a stable lock order between writers
+        if self.partitioned:
+            for r in readings:
+                if reason := self.partition_refusal(r.interval_end, received_at):
+                    raise OutsidePartitions(f"reading {r.meter_id}/{r.seq}: {reason}")
+            self._ensure_days({day_of(end) for _, _, _, end, _, _ in rows})
         with self.transaction():
-            new = self._executemany(INSERT_READING, rows)
-            # sorted: a stable lock order between writers
-            self._executemany(HEARD, sorted((m, end, rx) for m, end in newest.items()))
+            if self.partitioned:  # one statement per batch; SQLite's per-row statements are faster there
+                columns = list(zip(*rows))
+                new = self._execute(BULK_INSERT_READINGS, {
+                    "meter_ids": list(columns[0]), "seqs": list(columns[1]), "starts": list(columns[2]),
+                    "ends": list(columns[3]), "payloads": list(columns[4]), "received_at": rx}).rowcount
+                self._execute(BULK_HEARD, {"meter_ids": [m for m, _ in heard], "ends": [e for _, e in heard], "rx": rx})
+            else:
+                new = self._executemany(INSERT_READING, rows)
+                self._executemany(HEARD, [(m, end, rx) for m, end in heard])
         return new
 
     def store_statuses(self, events: Sequence[StatusEvent], received_at: datetime) -> None:
