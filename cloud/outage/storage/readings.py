@@ -104,10 +104,11 @@ class Readings(ReadingPartitions):
                 newest[r.meter_id] = end
         heard = sorted(newest.items())  # sorted: a stable lock order between writers
         if self.partitioned:
-            for r in readings:
-                if reason := self.partition_refusal(r.interval_end, received_at):
+            by_end = {r.interval_end: r for r in readings}  # a batch is mostly one window: check each end once
+            for end, r in by_end.items():
+                if reason := self.partition_refusal(end, received_at):
                     raise OutsidePartitions(f"reading {r.meter_id}/{r.seq}: {reason}")
-            self._ensure_days({day_of(end) for _, _, _, end, _, _ in rows})
+            self._ensure_days({day_of(end.timestamp()) for end in by_end})
         with self.transaction():
             if self.partitioned:  # one statement per batch; SQLite's per-row statements are faster there
                 columns = list(zip(*rows))

@@ -13,9 +13,9 @@ from cloud.outage.collector import Collector
 from cloud.outage.model import Reading
 from cloud.outage.storage import open_storage
 from cloud.outage.storage.database import Database, statement
-from cloud.outage.storage.postgres import PostgresBackend
 from cloud.outage.storage.migrations import STEPS, migrate
 from cloud.outage.storage.partitions import Retention
+from cloud.outage.storage.postgres import PostgresBackend
 from cloud.outage.storage.readings import OutsidePartitions
 
 PERIOD = timedelta(minutes=30)
