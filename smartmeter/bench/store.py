@@ -22,8 +22,8 @@ def _window(meters: int, end: datetime) -> list[Reading]:
     return [Reading(f"m{i:07d}", seq, end - PERIOD, end, {"kwh": 1.0}) for i in range(meters)]
 
 
-def _rate(url: str, meters: int, batch: int) -> tuple[float, int, int]:
-    """Readings/s over one timed window after a day of windows already stored; new and duplicates seen."""
+def _rate(url: str, meters: int, batch: int, timed: int = 8) -> tuple[float, int, int]:
+    """Readings/s over ``timed`` windows after a day of windows already stored; new and duplicates seen."""
     storage = open_storage(url)
     try:
         end = START
@@ -32,16 +32,18 @@ def _rate(url: str, meters: int, batch: int) -> tuple[float, int, int]:
             readings = _window(meters, end)
             for i in range(0, len(readings), 200):
                 storage.store_readings(readings[i:i + 200], end)
-        end += PERIOD
-        readings = _window(meters, end)
-        redelivered = readings[: meters // 10]  # QoS 1 redelivery: a tenth again
-        sent = readings + redelivered
-        new = 0
-        t0 = time.perf_counter()
-        for i in range(0, len(sent), batch):
-            new += storage.store_readings(sent[i:i + batch], end)
-        elapsed = time.perf_counter() - t0
-        return len(sent) / elapsed, new, len(sent) - new
+        sent_total = new = 0
+        elapsed = 0.0
+        for _ in range(timed):
+            end += PERIOD
+            readings = _window(meters, end)
+            sent = readings + readings[: meters // 10]  # QoS 1 redelivery: a tenth again
+            t0 = time.perf_counter()
+            for i in range(0, len(sent), batch):
+                new += storage.store_readings(sent[i:i + batch], end)
+            elapsed += time.perf_counter() - t0
+            sent_total += len(sent)
+        return sent_total / elapsed, new, sent_total - new
     finally:
         storage.close()
 

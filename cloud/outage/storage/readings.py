@@ -20,24 +20,23 @@ INSERT_READING = statement(
     "VALUES (:meter_id, :seq, :interval_start, :interval_end, :payload, :received_at) "
     "ON CONFLICT (meter_id, seq) DO NOTHING"
 )
-# PostgreSQL: a whole batch in one statement, its columns as arrays. No conflict target: the partitioned
-# table's key is (meter_id, seq, interval_end), which dedupes as (meter_id, seq) does (see .partitions)
-BULK_INSERT_READINGS = statement(
-    "INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
-    "SELECT m, s, b, e, p, :received_at FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:seqs AS BIGINT[]), "
-    "CAST(:starts AS DOUBLE PRECISION[]), CAST(:ends AS DOUBLE PRECISION[]), CAST(:payloads AS TEXT[])) "
-    "AS t(m, s, b, e, p) ON CONFLICT DO NOTHING"
-)
 HEARD_VALUES = (
     "ON CONFLICT (meter_id) DO UPDATE SET reading_rx_at = excluded.reading_rx_at, "
     "last_interval_end = CASE WHEN meter_comm.last_interval_end IS NULL "
     "OR excluded.last_interval_end > meter_comm.last_interval_end "
     "THEN excluded.last_interval_end ELSE meter_comm.last_interval_end END"
 )
-BULK_HEARD = statement(
-    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) "
-    "SELECT m, e, :rx FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:ends AS DOUBLE PRECISION[])) AS t(m, e) "
-    + HEARD_VALUES
+# PostgreSQL: a whole batch and its meters' last word in one statement (atomic on its own, one round trip),
+# columns as arrays. No conflict target: the partitioned table's key is (meter_id, seq, interval_end),
+# which dedupes as (meter_id, seq) does (see .partitions). Both inserts run to completion whatever is read.
+BULK_STORE = statement(
+    "WITH new AS (INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
+    "SELECT m, s, b, e, p, :rx FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:seqs AS BIGINT[]), "
+    "CAST(:starts AS DOUBLE PRECISION[]), CAST(:ends AS DOUBLE PRECISION[]), CAST(:payloads AS TEXT[])) "
+    "AS t(m, s, b, e, p) ON CONFLICT DO NOTHING RETURNING 1), "
+    "heard AS (INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) "
+    "SELECT m, e, :rx FROM unnest(CAST(:heard_ids AS TEXT[]), CAST(:heard_ends AS DOUBLE PRECISION[])) AS h(m, e) "
+    + HEARD_VALUES + ") SELECT COUNT(*) FROM new"
 )
 HEARD = statement(
     "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) " + HEARD_VALUES
@@ -109,16 +108,14 @@ class Readings(ReadingPartitions):
                 if reason := self.partition_refusal(end, received_at):
                     raise OutsidePartitions(f"reading {r.meter_id}/{r.seq}: {reason}")
             self._ensure_days({day_of(end.timestamp()) for end in by_end})
+            # one statement per batch; SQLite, embedded, has no round trips to save
+            ids, seqs, starts, ends, payloads, _ = (list(c) for c in zip(*rows))
+            return int(self._scalar(BULK_STORE, {
+                "meter_ids": ids, "seqs": seqs, "starts": starts, "ends": ends, "payloads": payloads, "rx": rx,
+                "heard_ids": [m for m, _ in heard], "heard_ends": [e for _, e in heard]}))
         with self.transaction():
-            if self.partitioned:  # one statement per batch; SQLite's per-row statements are faster there
-                columns = list(zip(*rows))
-                new = self._execute(BULK_INSERT_READINGS, {
-                    "meter_ids": list(columns[0]), "seqs": list(columns[1]), "starts": list(columns[2]),
-                    "ends": list(columns[3]), "payloads": list(columns[4]), "received_at": rx}).rowcount
-                self._execute(BULK_HEARD, {"meter_ids": [m for m, _ in heard], "ends": [e for _, e in heard], "rx": rx})
-            else:
-                new = self._executemany(INSERT_READING, rows)
-                self._executemany(HEARD, [(m, end, rx) for m, end in heard])
+            new = self._executemany(INSERT_READING, rows)
+            self._executemany(HEARD, [(m, end, rx) for m, end in heard])
         return new
 
     def store_statuses(self, events: Sequence[StatusEvent], received_at: datetime) -> None:
