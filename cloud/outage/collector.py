@@ -309,8 +309,11 @@ class Collector:
         """Set aside readings for a day the store keeps no partition for (far past or far ahead), whole,
         so they can be replayed elsewhere; never dropped silently."""
         kept = []
+        refusals: dict[datetime, str | None] = {}  # a flush is mostly one window: judge each end once
         for r in readings:
-            if reason := self.storage.partition_refusal(r.interval_end, now):
+            if r.interval_end not in refusals:
+                refusals[r.interval_end] = self.storage.partition_refusal(r.interval_end, now)
+            if reason := refusals[r.interval_end]:
                 self._set_aside(dead, _reading_letter(r, reason, now))
             else:
                 kept.append(r)
