@@ -26,16 +26,17 @@ HEARD_VALUES = (
     "OR excluded.last_interval_end > meter_comm.last_interval_end "
     "THEN excluded.last_interval_end ELSE meter_comm.last_interval_end END"
 )
-# PostgreSQL: a whole batch and its meters' last word in one statement (atomic on its own, one round trip),
-# columns as arrays. No conflict target: the partitioned table's key is (meter_id, seq, interval_end),
-# which dedupes as (meter_id, seq) does (see .partitions). Both inserts run to completion whatever is read.
+# PostgreSQL: a whole batch and its meters' last word in one statement (atomic on its own, one round trip).
+# The rows travel as one JSON array of arrays: encoded in C by json.dumps and read by the server as a set
+# (json_array_elements), where the driver's array parameters are dumped element by element in Python.
+# No conflict target: the partitioned table's key is (meter_id, seq, interval_end), which dedupes as
+# (meter_id, seq) does (see .partitions). Both inserts run to completion whatever the final SELECT reads.
 BULK_STORE = statement(
     "WITH new AS (INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
-    "SELECT m, s, b, e, p, :rx FROM unnest(CAST(:meter_ids AS TEXT[]), CAST(:seqs AS BIGINT[]), "
-    "CAST(:starts AS DOUBLE PRECISION[]), CAST(:ends AS DOUBLE PRECISION[]), CAST(:payloads AS TEXT[])) "
-    "AS t(m, s, b, e, p) ON CONFLICT DO NOTHING RETURNING 1), "
+    "SELECT r->>0, CAST(r->>1 AS BIGINT), CAST(r->>2 AS DOUBLE PRECISION), CAST(r->>3 AS DOUBLE PRECISION), "
+    "r->>4, :rx FROM json_array_elements(CAST(:rows AS JSON)) AS r ON CONFLICT DO NOTHING RETURNING 1), "
     "heard AS (INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) "
-    "SELECT m, e, :rx FROM unnest(CAST(:heard_ids AS TEXT[]), CAST(:heard_ends AS DOUBLE PRECISION[])) AS h(m, e) "
+    "SELECT h->>0, CAST(h->>1 AS DOUBLE PRECISION), :rx FROM json_array_elements(CAST(:heard AS JSON)) AS h "
     + HEARD_VALUES + ") SELECT COUNT(*) FROM new"
 )
 HEARD = statement(
@@ -109,10 +110,8 @@ class Readings(ReadingPartitions):
                     raise OutsidePartitions(f"reading {r.meter_id}/{r.seq}: {reason}")
             self._ensure_days({day_of(end.timestamp()) for end in by_end})
             # one statement per batch; SQLite, embedded, has no round trips to save
-            ids, seqs, starts, ends, payloads, _ = (list(c) for c in zip(*rows))
-            return int(self._scalar(BULK_STORE, {
-                "meter_ids": ids, "seqs": seqs, "starts": starts, "ends": ends, "payloads": payloads, "rx": rx,
-                "heard_ids": [m for m, _ in heard], "heard_ends": [e for _, e in heard]}))
+            return int(self._scalar(BULK_STORE, {"rows": json.dumps([r[:5] for r in rows]), "rx": rx,
+                                                 "heard": json.dumps(heard)}))
         with self.transaction():
             new = self._executemany(INSERT_READING, rows)
             self._executemany(HEARD, [(m, end, rx) for m, end in heard])

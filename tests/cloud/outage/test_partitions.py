@@ -42,6 +42,10 @@ def test_a_batch_counts_new_readings_and_redeliveries_as_duplicates(pg, day_cloc
     assert pg.reading_keys("m1") == [("m1", 0), ("m1", 1), ("m1", 2)]
     comm = pg.meter_comm("m1")
     assert comm.last_interval_end == end + PERIOD and comm.reading_rx_at == end + PERIOD  # the newest end, once
+    odd = Reading("x9", 1, end - timedelta(seconds=1799.123456789), end, '{"note": "停電 \\ \\"q\\" \\u0000"}')
+    assert pg.store_readings([odd], end) == 1
+    assert pg._query(text("SELECT interval_start, payload FROM readings WHERE meter_id = 'x9'")) == [
+        (odd.interval_start.timestamp(), odd.payload)]  # text and times arrive exactly as sent
 
 
 def test_a_reading_past_midnight_goes_to_its_own_day_and_still_dedupes(pg, day_clock):
