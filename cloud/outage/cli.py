@@ -85,9 +85,9 @@ def cmd_collector(args) -> int:
     from appliance.clock import SystemClock
 
     from .collector import Collector, IntakeConfig, Timing
-    from .storage import open_storage
+    from .storage import Retention, open_storage
 
-    storage = open_storage(args.db)
+    storage = open_storage(args.db, Retention(keep_days=args.keep_readings_days))
     c = Collector(storage, SystemClock(), Timing(args.period, args.grace), intake=IntakeConfig(skew=args.clock_skew))
     broker = broker_from_args(args)
     c.start(broker, share_group=args.share_group, persistent=args.persistent or bool(args.client_id),
@@ -338,6 +338,7 @@ def register(groups) -> None:
     from appliance.wire import CLOCK_SKEW
 
     from .scenarios import SCENARIOS
+    from .storage.partitions import Retention
 
     cloud, sim = groups["cloud"], groups["sim"]
 
@@ -352,6 +353,9 @@ def register(groups) -> None:
     p.add_argument("--client-id", help="persistent session under this client id (a broker without accounts only)")
     p.add_argument("--clock-skew", type=duration, default=CLOCK_SKEW,
                    help="refuse readings and statuses stamped more than this ahead of this host's clock (default 5m)")
+    p.add_argument("--keep-readings-days", type=int, default=Retention.keep_days, metavar="DAYS",
+                   help="PostgreSQL: drop day partitions of readings older than this (default 7; settlement "
+                        "readings are the MDMS's to keep)")
     _metrics_arg(p)
     p.set_defaults(func=cmd_collector)
 

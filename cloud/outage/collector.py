@@ -246,12 +246,15 @@ class Collector:
             if now - self._pruned_at >= PRUNE_EVERY:
                 self._pruned_at = now
                 self.storage.prune_dead_letters(now, self.intake.dead_letter_keep, self.intake.dead_letter_cap)
+                self.storage.ensure_partitions(now)  # tomorrow's partition exists before its first reading
+                self.storage.drop_old_partitions(now)
             return new
 
     def _store(self, readings: list[Reading], batched: list[tuple[str, list[Reading]]], statuses: list[StatusEvent],
                dead: list[DeadLetter], now: datetime) -> int:
         readings = readings + self._vouched(batched, dead, now)
         readings, statuses = self._since_commissioning(readings, statuses, dead, now)
+        readings = self._in_kept_days(readings, dead, now)
         new = 0
         try:
             new = self.storage.store_readings(readings, now) if readings else 0
@@ -301,6 +304,20 @@ class Collector:
             else:
                 kept_statuses.append(e)
         return kept_readings, kept_statuses
+
+    def _in_kept_days(self, readings: list[Reading], dead: list[DeadLetter], now: datetime) -> list[Reading]:
+        """Set aside readings for a day the store keeps no partition for (far past or far ahead), whole,
+        so they can be replayed elsewhere; never dropped silently."""
+        kept = []
+        refusals: dict[datetime, str | None] = {}  # a flush is mostly one window: judge each end once
+        for r in readings:
+            if r.interval_end not in refusals:
+                refusals[r.interval_end] = self.storage.partition_refusal(r.interval_end, now)
+            if reason := refusals[r.interval_end]:
+                self._set_aside(dead, _reading_letter(r, reason, now))
+            else:
+                kept.append(r)
+        return kept
 
     def _set_aside(self, dead: list[DeadLetter], letter: DeadLetter) -> None:
         dead.append(letter)

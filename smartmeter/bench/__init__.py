@@ -60,6 +60,10 @@ def register(groups) -> None:
     p.add_argument("--rounds", type=int, default=3, help="rounds of the three apps, in rotating order (default 3)")
     p.set_defaults(func=lambda args: _run("ui", "cmd_bench", args))
 
+    p = bench.add_parser("store", help="readings/s through the storage alone, PostgreSQL and SQLite, batched",
+                         description="Readings/s stored by store_readings into a territory already holding a day.")
+    p.add_argument("--meters", type=int, default=20_000, help="meters per window")
+    p.set_defaults(func=lambda args: _run("store", "main", args))
     p = bench.add_parser("cloud", help="outage pipeline: ingest, detection, power-loss-to-e-mail and e-mail rate",
                          description="Starts its own Mosquitto, SMTP sink and database, and prints figures and ratios.")
     p.add_argument("--meters", type=int, default=1_000_000, help="fleet for the detection figure (default 1,000,000)")

@@ -14,6 +14,7 @@ from .dead_letters import DeadLetters
 from .migrations import migrate
 from .notifications import Notifications
 from .outages import Outages
+from .partitions import Retention
 from .readings import Readings
 from .registrations import Registrations
 from .search import Search
@@ -26,8 +27,10 @@ class Storage(Registrations, Readings, Outages, DaEvents, Notifications, DeadLet
     Thread-safe: one connection per instance behind a lock. Processes share the database itself.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, retention: Retention | None = None) -> None:
         super().__init__(backend)
+        if retention is not None:
+            self.retention = retention
         try:
             migrate(self)
         except BaseException:

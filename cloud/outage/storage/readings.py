@@ -9,7 +9,8 @@ from typing import Any
 from appliance.clock import from_epoch, to_epoch
 
 from ..model import MeterComm, MeterState, Reading, StatusEvent
-from .database import Database, chunks, statement
+from .database import chunks, statement
+from .partitions import ReadingPartitions, day_of
 
 COLUMNS = "meter_id, last_interval_end, reading_rx_at, status, status_at, status_rx_at"
 DOWN_STATES = (MeterState.POWER_FAIL.value, MeterState.OFFLINE.value)
@@ -19,12 +20,27 @@ INSERT_READING = statement(
     "VALUES (:meter_id, :seq, :interval_start, :interval_end, :payload, :received_at) "
     "ON CONFLICT (meter_id, seq) DO NOTHING"
 )
-HEARD = statement(
-    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) "
+HEARD_VALUES = (
     "ON CONFLICT (meter_id) DO UPDATE SET reading_rx_at = excluded.reading_rx_at, "
     "last_interval_end = CASE WHEN meter_comm.last_interval_end IS NULL "
     "OR excluded.last_interval_end > meter_comm.last_interval_end "
     "THEN excluded.last_interval_end ELSE meter_comm.last_interval_end END"
+)
+# PostgreSQL: a whole batch and its meters' last word in one statement (atomic on its own, one round trip).
+# The rows travel as one JSON array of arrays: encoded in C by json.dumps and read by the server as a set
+# (json_array_elements), where the driver's array parameters are dumped element by element in Python.
+# No conflict target: the partitioned table's key is (meter_id, seq, interval_end), which dedupes as
+# (meter_id, seq) does (see .partitions). Both inserts run to completion whatever the final SELECT reads.
+BULK_STORE = statement(
+    "WITH new AS (INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
+    "SELECT r->>0, CAST(r->>1 AS BIGINT), CAST(r->>2 AS DOUBLE PRECISION), CAST(r->>3 AS DOUBLE PRECISION), "
+    "r->>4, :rx FROM json_array_elements(CAST(:rows AS JSON)) AS r ON CONFLICT DO NOTHING RETURNING 1), "
+    "heard AS (INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) "
+    "SELECT h->>0, CAST(h->>1 AS DOUBLE PRECISION), :rx FROM json_array_elements(CAST(:heard AS JSON)) AS h "
+    + HEARD_VALUES + ") SELECT COUNT(*) FROM new"
+)
+HEARD = statement(
+    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) " + HEARD_VALUES
 )
 STATUS = statement(
     "INSERT INTO meter_comm (meter_id, status, status_at, status_rx_at) VALUES (:meter_id, :status, :at, :rx) "
@@ -65,9 +81,15 @@ def _body(payload: dict[str, Any] | str) -> str:
     return payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
 
 
-class Readings(Database):
+class OutsidePartitions(ValueError):
+    """A reading whose day has no partition and gets none (:meth:`ReadingPartitions.partition_refusal`)."""
+
+
+class Readings(ReadingPartitions):
     def store_readings(self, readings: Sequence[Reading], received_at: datetime) -> int:
-        """Store readings, deduplicated on (meter_id, seq); return how many were new."""
+        """Store readings, deduplicated on (meter_id, seq); return how many were new. Each meter's last
+        word takes the newest interval end once. A reading outside the partitioned days raises
+        :class:`OutsidePartitions` before anything is written."""
         if not readings:
             return 0
         rx = to_epoch(received_at)
@@ -80,10 +102,19 @@ class Readings(Database):
             end = r.interval_end.timestamp()
             if newest.get(r.meter_id, float("-inf")) < end:
                 newest[r.meter_id] = end
+        heard = sorted(newest.items())  # sorted: a stable lock order between writers
+        if self.partitioned:
+            by_end = {r.interval_end: r for r in readings}  # a batch is mostly one window: check each end once
+            for end, r in by_end.items():
+                if reason := self.partition_refusal(end, received_at):
+                    raise OutsidePartitions(f"reading {r.meter_id}/{r.seq}: {reason}")
+            self._ensure_days({day_of(end.timestamp()) for end in by_end})
+            # one statement per batch; SQLite, embedded, has no round trips to save
+            return int(self._scalar(BULK_STORE, {"rows": json.dumps([r[:5] for r in rows]), "rx": rx,
+                                                 "heard": json.dumps(heard)}))
         with self.transaction():
             new = self._executemany(INSERT_READING, rows)
-            # sorted: a stable lock order between writers
-            self._executemany(HEARD, sorted((m, end, rx) for m, end in newest.items()))
+            self._executemany(HEARD, [(m, end, rx) for m, end in heard])
         return new
 
     def store_statuses(self, events: Sequence[StatusEvent], received_at: datetime) -> None:

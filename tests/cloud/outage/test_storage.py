@@ -81,6 +81,7 @@ def test_the_driver_connection_bulk_loads_inside_a_transaction(storage, day_cloc
     """The hook for bulk loads the SQL layer cannot do fast (PostgreSQL COPY); rows land in the same transaction."""
     end = day_clock.now().timestamp()
     rows = [("m1", 1, end - 1800, end, "{}", end), ("m2", 1, end - 1800, end, "{}", end)]
+    storage.ensure_partitions(day_clock.now())  # PostgreSQL: a raw load finds its day's partition made
     with storage.transaction(), storage.driver_connection() as raw:
         if storage.dialect == "postgresql":
             with raw.cursor().copy("COPY readings (meter_id, seq, interval_start, interval_end, payload, received_at) FROM STDIN") as copy:
