@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7
+from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8
 from .database import Database
 
 MIGRATION_LOCK = 6794865  # advisory lock key; the manager's judging uses 6794864
@@ -46,6 +46,8 @@ STEPS: tuple[Step, ...] = (
     Step(6, "registrations.substation, feeder, section; places; indexes for the operators' search", schema_v6.apply),
     Step(7, "meter_contracts: each meter's contracts in force and pending, as it last published them",
          schema_v7.create),
+    Step(8, "registrations_version: bumped by every import, so the manager's roster knows when to reload",
+         schema_v8.apply),
 )
 
 _metadata = MetaData()
