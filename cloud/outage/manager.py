@@ -116,6 +116,8 @@ class OutageManager:
         self._lock = threading.Lock()  # the API thread and the tick loop share one manager
         self.roster = Roster()  # area sizes and concentrators, loaded at the first tick
         self._settled: dict[str, _Evidence] = {}  # area -> the evidence the last tick left it settled with
+        self._judged: dict[str, tuple[tuple, Judgement | None]] = {}  # meter -> its row and judgement this window
+        self._judged_window: datetime | None = None
 
     # ------------------------------------------------------------------ evidence
     def closed_window(self, now: datetime) -> datetime:
@@ -124,11 +126,20 @@ class OutageManager:
 
     def judgements(self, now: datetime) -> dict[str, Judgement]:
         closed = self.closed_window(now)
-        out = {}
-        for comm in self.storage.down_candidates(closed):
-            j = judge(comm, closed, self.config.timing.period, self.config.confirm_windows)
-            if j is not None:
-                out[comm.meter_id] = j
+        if closed != self._judged_window:  # a new window: every silent meter missed one more
+            self._judged, self._judged_window = {}, closed
+        out: dict[str, Judgement] = {}
+        judged: dict[str, tuple[tuple, Judgement | None]] = {}
+        for row in self.storage.down_candidate_rows(closed):
+            meter = row[0]
+            found = self._judged.get(meter)
+            if found is None or found[0] != row:  # judged only when its evidence changed in this window
+                comm = self.storage.comm_of(row)
+                found = (row, judge(comm, closed, self.config.timing.period, self.config.confirm_windows))
+            judged[meter] = found
+            if found[1] is not None:
+                out[meter] = found[1]
+        self._judged = judged  # only the candidates: meters back are forgotten
         return out
 
     def _active_da(self) -> dict[str, DaEvent]:

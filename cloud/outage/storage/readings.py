@@ -114,7 +114,16 @@ class Readings(Database):
         """Registered meters that may be down: a superset the manager judges row by row.
 
         Monitoring starts at a meter's first reading: a meter never heard from is not "silent"."""
-        return [_comm(r) for r in self._query(DOWN_CANDIDATES, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+        return [_comm(r) for r in self.down_candidate_rows(window_end)]
+
+    def down_candidate_rows(self, window_end: datetime) -> list[tuple[Any, ...]]:
+        """:meth:`down_candidates` as the rows stored, for a caller that judges only the rows that changed
+        (:meth:`comm_of` makes one a :class:`MeterComm`)."""
+        return [tuple(r) for r in self._query(DOWN_CANDIDATES, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+
+    @staticmethod
+    def comm_of(row: Sequence[Any]) -> MeterComm:
+        return _comm(row)
 
     def comms(self, meter_ids: Sequence[str]) -> dict[str, MeterComm]:
         out: dict[str, MeterComm] = {}
