@@ -96,16 +96,16 @@ class _Concentrator:
 
 @dataclass(frozen=True)
 class _Evidence:
-    """What judging an area depends on; equal evidence, equal outcome."""
+    """What judging an area depends on besides its down meters (whose changes the tick tracks itself);
+    equal evidence and the same down meters, equal outcome."""
 
-    down: frozenset[Judgement]
     da_active: DaEvent | None
     open: tuple[Outage, ...]  # copies: the tick changes its outages in place
 
     @classmethod
-    def of(cls, v: _AreaView, outages: list[Outage]) -> _Evidence:
+    def of(cls, da_active: DaEvent | None, outages: list[Outage]) -> _Evidence:
         still_open = sorted((replace(o) for o in outages if o.status.is_open), key=lambda o: o.id or 0)
-        return cls(frozenset(v.down.values()), v.da_active, tuple(still_open))
+        return cls(da_active, tuple(still_open))
 
 
 class OutageManager:
@@ -124,23 +124,27 @@ class OutageManager:
         t = self.config.timing
         return floor_to(now - t.grace, t.period)
 
-    def judgements(self, now: datetime) -> dict[str, Judgement]:
+    def _judge(self, now: datetime) -> tuple[dict[str, Judgement], set[str]]:
+        """The down meters' judgements, and the meters whose judgement changed since the last call
+        (judged anew, down anew, or back). Only the tick calls it: it keeps the last call's judgements."""
         closed = self.closed_window(now)
-        if closed != self._judged_window:  # a new window: every silent meter missed one more
-            self._judged, self._judged_window = {}, closed
+        previous = self._judged
+        # in a new window every silent meter missed one more: all are judged again
+        reuse = previous if closed == self._judged_window else {}
         out: dict[str, Judgement] = {}
         judged: dict[str, tuple[tuple, Judgement | None]] = {}
         for row in self.storage.down_candidate_rows(closed):
             meter = row[0]
-            found = self._judged.get(meter)
+            found = reuse.get(meter)
             if found is None or found[0] != row:  # judged only when its evidence changed in this window
                 comm = self.storage.comm_of(row)
                 found = (row, judge(comm, closed, self.config.timing.period, self.config.confirm_windows))
             judged[meter] = found
             if found[1] is not None:
                 out[meter] = found[1]
-        self._judged = judged  # only the candidates: meters back are forgotten
-        return out
+        self._judged, self._judged_window = judged, closed  # only the candidates: meters back are forgotten
+        before = {m: j for m, (_, j) in previous.items() if j is not None}
+        return out, {m for m in out.keys() | before.keys() if out.get(m) is not before.get(m)}
 
     def _active_da(self) -> dict[str, DaEvent]:
         """Areas whose newest distribution-automation word is an outage."""
@@ -156,13 +160,22 @@ class OutageManager:
         An area whose evidence (its down meters' judgements, distribution automation's word, its open
         outages as the last tick left them) is what it was when the last tick left it settled is not
         judged again: judging it would change nothing. So a tick's work follows the changes, not the fleet."""
-        with self._lock, self.storage.transaction():
+        with self._lock:
+            try:
+                return self._tick()
+            except BaseException:
+                self._settled = {}  # what the failed tick judged was rolled back: judge everything again
+                raise
+
+    def _tick(self) -> list[Outage]:
+        with self.storage.transaction():
             self.storage.lock_for_update()
             now = self.clock.now()
             if self.roster.refresh(self.storage):
                 self._settled.clear()  # an area's size or concentrators may have changed
-            judged = self.judgements(now)
-            placed = self.roster.place(self.storage, judged)
+            judged, moved = self._judge(now)
+            placed = self.roster.place(self.storage, judged.keys() | moved)
+            dirty = {placed[m].area for m in moved if m in placed}  # areas whose down meters changed
             self.roster.forget(judged)
             by_area: dict[str, dict[str, Judgement]] = {}
             for meter, j in judged.items():
@@ -176,17 +189,17 @@ class OutageManager:
             changed: list[Outage] = []
             settled: dict[str, _Evidence] = {}
             for key in sorted(set(by_area) | set(open_by_area)):
-                view = _AreaView(Area.from_key(key), self.roster.sizes.get(key, 0), by_area.get(key, {}),
-                                 open_by_area.get(key, []), da.get(key))
-                if self._settled.get(key) == (evidence := _Evidence.of(view, view.open)):
+                outages = open_by_area.get(key, [])
+                if key not in dirty and self._settled.get(key) == (evidence := _Evidence.of(da.get(key), outages)):
                     settled[key] = evidence
                     continue
+                view = _AreaView(Area.from_key(key), self.roster.sizes.get(key, 0), by_area.get(key, {}), outages, da.get(key))
                 done = self._tick_area(view, self._concentrators(key, view.down, placed), now)
                 changed += done
                 after = list({o.id: o for o in view.open + done}.values())
                 if not any(o.status in (OutageStatus.SUSPECTED, OutageStatus.PLANNED) for o in after):
-                    settled[key] = _Evidence.of(view, after)  # nothing waits on the clock: judging again is a no-op
-        self._settled = settled  # only once committed: a failed tick judges everything again
+                    settled[key] = _Evidence.of(view.da_active, after)  # nothing waits on the clock: judging again is a no-op
+        self._settled = settled  # only once committed
         return changed
 
     def _concentrators(self, area: str, down: dict[str, Judgement], placed: dict[str, Placement]) -> dict[str, _Concentrator]:
