@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import shutil
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -90,4 +91,5 @@ def main(args) -> int:
     finally:
         if pg:
             pg.stop()
+        shutil.rmtree(workdir, ignore_errors=True)  # a 3,000,000-meter database is gigabytes
     return 0
