@@ -47,8 +47,8 @@ NO_COMMUNICATION = statement(
 DOWN_CANDIDATES = statement(
     f"SELECT {', '.join('c.' + c for c in COLUMNS.split(', '))} FROM meter_comm c "
     "JOIN registrations r ON r.meter_id = c.meter_id "
-    "WHERE c.last_interval_end IS NOT NULL AND (c.last_interval_end < :end OR c.status IN :down)",
-    "down",
+    "WHERE c.last_interval_end IS NOT NULL AND (c.last_interval_end < :end OR c.status IN "
+    f"({', '.join(repr(s) for s in DOWN_STATES)}))",  # constants: the tick reads it through the driver
 )
 
 
@@ -119,7 +119,7 @@ class Readings(Database):
     def down_candidate_rows(self, window_end: datetime) -> list[tuple[Any, ...]]:
         """:meth:`down_candidates` as the rows stored, for a caller that judges only the rows that changed
         (:meth:`comm_of` makes one a :class:`MeterComm`)."""
-        return [tuple(r) for r in self._query(DOWN_CANDIDATES, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+        return self._rows(DOWN_CANDIDATES, [window_end.timestamp()])
 
     @staticmethod
     def comm_of(row: Sequence[Any]) -> MeterComm:
