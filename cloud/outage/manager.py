@@ -32,8 +32,8 @@ from .model import (
     OutageKind,
     OutageMember,
     OutageStatus,
-    Registration,
 )
+from .roster import Placement, Roster
 from .storage import Storage
 
 log = logging.getLogger(__name__)
@@ -86,26 +86,65 @@ class _AreaView:
     da_active: DaEvent | None
 
 
+@dataclass
+class _Concentrator:
+    """One concentrator of an area in one tick."""
+
+    meters: int
+    down: list[str]
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What judging an area depends on besides its down meters (whose changes the tick tracks itself);
+    equal evidence and the same down meters, equal outcome."""
+
+    da_active: DaEvent | None
+    open: tuple[Outage, ...]  # copies: the tick changes its outages in place
+
+    @classmethod
+    def of(cls, da_active: DaEvent | None, outages: list[Outage]) -> _Evidence:
+        still_open = sorted((replace(o) for o in outages if o.status.is_open), key=lambda o: o.id or 0)
+        return cls(da_active, tuple(still_open))
+
+
 class OutageManager:
     def __init__(self, storage: Storage, clock: Clock, config: ManagerConfig | None = None) -> None:
         self.storage = storage
         self.clock = clock
         self.config = config or ManagerConfig()
         self._lock = threading.Lock()  # the API thread and the tick loop share one manager
+        self.roster = Roster()  # area sizes and concentrators, loaded at the first tick
+        self._settled: dict[str, _Evidence] = {}  # area -> the evidence the last tick left it settled with
+        self._judged: dict[str, tuple[tuple, Judgement | None]] = {}  # meter -> its row and judgement this window
+        self._judged_window: datetime | None = None
 
     # ------------------------------------------------------------------ evidence
     def closed_window(self, now: datetime) -> datetime:
         t = self.config.timing
         return floor_to(now - t.grace, t.period)
 
-    def judgements(self, now: datetime) -> dict[str, Judgement]:
+    def _judge(self, now: datetime) -> tuple[dict[str, Judgement], set[str]]:
+        """The down meters' judgements, and the meters whose judgement changed since the last call
+        (judged anew, down anew, or back). Only the tick calls it: it keeps the last call's judgements."""
         closed = self.closed_window(now)
-        out = {}
-        for comm in self.storage.down_candidates(closed):
-            j = judge(comm, closed, self.config.timing.period, self.config.confirm_windows)
-            if j is not None:
-                out[comm.meter_id] = j
-        return out
+        previous = self._judged
+        # in a new window every silent meter missed one more: all are judged again
+        reuse = previous if closed == self._judged_window else {}
+        out: dict[str, Judgement] = {}
+        judged: dict[str, tuple[tuple, Judgement | None]] = {}
+        for row in self.storage.down_candidate_rows(closed):
+            meter = row[0]
+            found = reuse.get(meter)
+            if found is None or found[0] != row:  # judged only when its evidence changed in this window
+                comm = self.storage.comm_of(row)
+                found = (row, judge(comm, closed, self.config.timing.period, self.config.confirm_windows))
+            judged[meter] = found
+            if found[1] is not None:
+                out[meter] = found[1]
+        self._judged, self._judged_window = judged, closed  # only the candidates: meters back are forgotten
+        before = {m: j for m, (_, j) in previous.items() if j is not None}
+        return out, {m for m in out.keys() | before.keys() if out.get(m) is not before.get(m)}
 
     def _active_da(self) -> dict[str, DaEvent]:
         """Areas whose newest distribution-automation word is an outage."""
@@ -116,31 +155,63 @@ class OutageManager:
 
     # ------------------------------------------------------------------ the tick
     def tick(self) -> list[Outage]:
-        """Judge, group, apply the rules, advance lifecycles; returns the outages it changed."""
-        with self._lock, self.storage.transaction():
+        """Judge, group, apply the rules, advance lifecycles; returns the outages it changed.
+
+        An area whose evidence (its down meters' judgements, distribution automation's word, its open
+        outages as the last tick left them) is what it was when the last tick left it settled is not
+        judged again: judging it would change nothing. So a tick's work follows the changes, not the fleet."""
+        with self._lock:
+            try:
+                return self._tick()
+            except BaseException:
+                self._settled = {}  # what the failed tick judged was rolled back: judge everything again
+                raise
+
+    def _tick(self) -> list[Outage]:
+        with self.storage.transaction():
             self.storage.lock_for_update()
             now = self.clock.now()
-            judged = self.judgements(now)
-            regs = self.storage.registrations(list(judged))
+            if self.roster.refresh(self.storage):
+                self._settled.clear()  # an area's size or concentrators may have changed
+            judged, moved = self._judge(now)
+            placed = self.roster.place(self.storage, judged.keys() | moved)
+            dirty = {placed[m].area for m in moved if m in placed}  # areas whose down meters changed
+            self.roster.forget(judged)
             by_area: dict[str, dict[str, Judgement]] = {}
             for meter, j in judged.items():
-                reg = regs.get(meter)
-                if reg is not None:  # an unregistered meter has no area; it stays in Table 2 only
-                    by_area.setdefault(reg.area.key, {})[meter] = j
+                p = placed.get(meter)
+                if p is not None:  # an unregistered meter has no area; it stays in Table 2 only
+                    by_area.setdefault(p.area, {})[meter] = j
             open_by_area: dict[str, list[Outage]] = {}
             for o in self.storage.outages(open_only=True):
                 open_by_area.setdefault(o.area.key, []).append(o)
-            keys = sorted(set(by_area) | set(open_by_area))
-            sizes = self.storage.area_sizes(keys)
-            topology = self.storage.concentrators_of_areas([k for k in keys if len(by_area.get(k, ())) > 0])
             da = self._active_da()
             changed: list[Outage] = []
-            for key in keys:
-                view = _AreaView(Area.from_key(key), sizes.get(key, 0), by_area.get(key, {}), open_by_area.get(key, []), da.get(key))
-                changed += self._tick_area(view, topology.get(key, {}), regs, now)
-            return changed
+            settled: dict[str, _Evidence] = {}
+            for key in sorted(set(by_area) | set(open_by_area)):
+                outages = open_by_area.get(key, [])
+                if key not in dirty and self._settled.get(key) == (evidence := _Evidence.of(da.get(key), outages)):
+                    settled[key] = evidence
+                    continue
+                view = _AreaView(Area.from_key(key), self.roster.sizes.get(key, 0), by_area.get(key, {}), outages, da.get(key))
+                done = self._tick_area(view, self._concentrators(key, view.down, placed), now)
+                changed += done
+                after = list({o.id: o for o in view.open + done}.values())
+                if not any(o.status in (OutageStatus.SUSPECTED, OutageStatus.PLANNED) for o in after):
+                    settled[key] = _Evidence.of(view.da_active, after)  # nothing waits on the clock: judging again is a no-op
+        self._settled = settled  # only once committed
+        return changed
 
-    def _tick_area(self, v: _AreaView, concentrators: dict[str, list[str]], regs: dict[str, Registration], now: datetime) -> list[Outage]:
+    def _concentrators(self, area: str, down: dict[str, Judgement], placed: dict[str, Placement]) -> dict[str, _Concentrator]:
+        """Each concentrator of the area: its meter count (the roster) and which of its meters are down."""
+        out = {conc: _Concentrator(n, []) for conc, n in self.roster.concentrators.get(area, {}).items()}
+        for meter in sorted(down):
+            conc = out.get(placed[meter].concentrator)
+            if conc is not None:
+                conc.down.append(meter)
+        return out
+
+    def _tick_area(self, v: _AreaView, concentrators: dict[str, _Concentrator], now: datetime) -> list[Outage]:
         down = dict(v.down)
         changed: list[Outage] = []
         # 1. a whole concentrator silent while another in the area reports: its network, not the power
@@ -193,14 +264,14 @@ class OutageManager:
         return changed
 
     @staticmethod
-    def _comm_faults(down: dict[str, Judgement], concentrators: dict[str, list[str]], da: DaEvent | None) -> dict[str, list[str]]:
+    def _comm_faults(down: dict[str, Judgement], concentrators: dict[str, _Concentrator], da: DaEvent | None) -> dict[str, list[str]]:
         if da is not None or len(concentrators) < 2:
             return {}  # no healthy neighbour to compare with, or the grid itself says power is off
         silent = {
-            conc: meters for conc, meters in concentrators.items()
-            if len(meters) >= 2 and all(m in down and not down[m].gasp for m in meters)
+            conc: c.down for conc, c in sorted(concentrators.items())
+            if c.meters >= 2 and len(c.down) == c.meters and not any(down[m].gasp for m in c.down)
         }
-        reporting = [c for c, meters in concentrators.items() if c not in silent and any(m not in down for m in meters)]
+        reporting = [conc for conc, c in concentrators.items() if conc not in silent and len(c.down) < c.meters]
         return silent if reporting else {}
 
     def _only_member(self, o: Outage) -> str | None:

@@ -1,4 +1,4 @@
-"""``smartmeter bench appliance|cards|ui|cloud|web|soak``: benchmarks that print figures and ratios, each
+"""``smartmeter bench appliance|cards|ui|cloud|manager|web|soak``: benchmarks that print figures and ratios, each
 against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
 the recorded runs. Each benchmark module is imported only when its command runs."""
 from __future__ import annotations
@@ -74,6 +74,17 @@ def register(groups) -> None:
     p.add_argument("--db", default=None,
                    help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
     p.set_defaults(func=lambda args: _run("cloud", "main", args))
+
+
+    p = bench.add_parser("manager", help="outage manager: tick time over a large fleet in a storm",
+                         description="Loads a fleet with 1%% background silence and a storm of area outages, and "
+                                     "times the manager's ticks: first, declaring, steady, and after a change.")
+    p.add_argument("--meters", type=int, nargs="+", default=[100_000, 1_000_000],
+                   help="fleet sizes, each in its own database (default 100,000 1,000,000)")
+    p.add_argument("--storm", type=int, default=500, help="areas whose meters all sent a last gasp (default 500)")
+    p.add_argument("--db", default=None,
+                   help="storage URL; default: a temporary SQLite file per fleet ('postgresql' starts a temporary cluster)")
+    p.set_defaults(func=lambda args: _run("manager", "main", args))
 
 
 def _run(module: str, function: str, args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from sqlalchemy import (
     select,
 )
 
-from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8
+from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8, schema_v9
 from .database import Database
 
 MIGRATION_LOCK = 6794865  # advisory lock key; the manager's judging uses 6794864
@@ -48,6 +48,8 @@ STEPS: tuple[Step, ...] = (
          schema_v7.create),
     Step(8, "readings partitioned by JST day of interval_end (PostgreSQL), for retention by whole days",
          schema_v8.apply),
+    Step(9, "registrations_version: bumped by every import, so the manager's roster knows when to reload",
+         schema_v9.apply),
 )
 
 _metadata = MetaData()

@@ -63,8 +63,8 @@ NO_COMMUNICATION = statement(
 DOWN_CANDIDATES = statement(
     f"SELECT {', '.join('c.' + c for c in COLUMNS.split(', '))} FROM meter_comm c "
     "JOIN registrations r ON r.meter_id = c.meter_id "
-    "WHERE c.last_interval_end IS NOT NULL AND (c.last_interval_end < :end OR c.status IN :down)",
-    "down",
+    "WHERE c.last_interval_end IS NOT NULL AND (c.last_interval_end < :end OR c.status IN "
+    f"({', '.join(repr(s) for s in DOWN_STATES)}))",  # constants: the tick reads it through the driver
 )
 
 
@@ -145,7 +145,16 @@ class Readings(ReadingPartitions):
         """Registered meters that may be down: a superset the manager judges row by row.
 
         Monitoring starts at a meter's first reading: a meter never heard from is not "silent"."""
-        return [_comm(r) for r in self._query(DOWN_CANDIDATES, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+        return [_comm(r) for r in self.down_candidate_rows(window_end)]
+
+    def down_candidate_rows(self, window_end: datetime) -> list[tuple[Any, ...]]:
+        """:meth:`down_candidates` as the rows stored, for a caller that judges only the rows that changed
+        (:meth:`comm_of` makes one a :class:`MeterComm`)."""
+        return self._rows(DOWN_CANDIDATES, [window_end.timestamp()])
+
+    @staticmethod
+    def comm_of(row: Sequence[Any]) -> MeterComm:
+        return _comm(row)
 
     def comms(self, meter_ids: Sequence[str]) -> dict[str, MeterComm]:
         out: dict[str, MeterComm] = {}

@@ -63,6 +63,10 @@ BY_METER = statement(f"SELECT {COLUMNS} FROM registrations WHERE meter_id IN :me
 IN_AREA = statement(f"SELECT {COLUMNS} FROM registrations WHERE area = :area ORDER BY meter_id")
 COUNT = statement("SELECT COUNT(*) FROM registrations")
 AREA_SIZES = statement("SELECT area, COUNT(*) FROM registrations WHERE area IN :areas GROUP BY area", "areas")
+LAYOUT = statement("SELECT area, concentrator_id, COUNT(*) FROM registrations GROUP BY area, concentrator_id")
+PLACEMENT = statement("SELECT meter_id, area, concentrator_id FROM registrations WHERE meter_id IN :meter_ids", "meter_ids")
+VERSION = statement("SELECT version FROM registrations_version WHERE id = 1")
+BUMP_VERSION = statement("UPDATE registrations_version SET version = version + 1 WHERE id = 1")
 TOPOLOGY = statement("SELECT area, concentrator_id, meter_id FROM registrations WHERE area IN :areas", "areas")
 
 
@@ -93,6 +97,8 @@ class Registrations(Database):
             for chunk in chunks(rows, 5000):
                 self._executemany(UPSERT, chunk)
             self._executemany(ADD_PLACE, list(places.values()))
+            if rows:  # an area or a concentrator may have changed: the manager's roster reloads
+                self._execute(BUMP_VERSION)
         return len(rows)
 
     def set_unsubscribed(self, meter_id: str, unsubscribed: bool = True) -> bool:
@@ -170,4 +176,21 @@ class Registrations(Database):
         for chunk in chunks(list(areas)):
             for area, conc, meter in self._query(TOPOLOGY, {"areas": chunk}):
                 out.setdefault(area, {}).setdefault(conc, []).append(meter)
+        return out
+
+    # ----- the manager's roster (:mod:`cloud.outage.roster`)
+    def registrations_version(self) -> int:
+        """Bumped by every import: a change means areas or concentrators may have changed."""
+        return int(self._scalar(VERSION))
+
+    def registration_layout(self) -> list[tuple[str, str, int]]:
+        """(area, concentrator, meters) for every concentrator: one row per concentrator, not per meter."""
+        return [(area, conc, int(n)) for area, conc, n in self._query(LAYOUT)]
+
+    def placements(self, meter_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """meter -> (area key, concentrator) for these meters (unregistered meters left out)."""
+        out: dict[str, tuple[str, str]] = {}
+        for chunk in chunks(list(meter_ids)):
+            for meter_id, area, conc in self._query(PLACEMENT, {"meter_ids": chunk}):
+                out[meter_id] = (area, conc)
         return out
