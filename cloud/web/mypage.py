@@ -49,6 +49,7 @@ NO_STORE = {"Cache-Control": "no-store"}  # the site-wide Referrer-Policy same-o
 CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 WHEN = ("immediate", "at", "weekly")
+DAY_VALUES = frozenset("0123456")  # a weekday's form value, Monday 0; anything else is ignored
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class SwitchForm:
 
     @classmethod
     def of(cls, form) -> SwitchForm:
-        days = tuple(sorted({int(d) for d in form.getlist("days") if str(d) in "0123456"}))[:7]
+        days = tuple(sorted({int(d) for d in form.getlist("days") if str(d) in DAY_VALUES}))
         return cls(str(form.get("plan", ""))[:100], str(form.get("when", ""))[:10], str(form.get("at", ""))[:20],
                    days, str(form.get("time", ""))[:5])
 

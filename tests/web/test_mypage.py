@@ -161,3 +161,40 @@ def test_a_stranger_learns_nothing_and_a_forged_link_opens_nothing(world, page):
     assert box.to(EMAIL) == []
     response = page.goto(site.url + f"/mypage?m={METER}&x=9999999999&t=forged")
     assert response.status == 400 and "Bでんき" not in page.content()
+
+
+def test_a_hand_made_form_gets_field_errors_and_signs_nothing(tmp_path):
+    """A careless or hostile post (odd weekdays, an unknown plan, junk everywhere) is answered with the
+    form's own errors, never a server error, and no change is signed."""
+    import requests
+    from datetime import datetime
+
+    from appliance.clock import JST, ManualClock
+    from cloud.outage.mail import Sender
+    from cloud.web.mailer import Mailer
+    from operators import TEST_KEY
+
+    clock = ManualClock(datetime(2026, 11, 23, 10, 0, tzinfo=JST))
+    root = keys.generate()
+    b = certified_company(root, "B", "Bでんき", Role.SUPPLY)
+    sent = []
+    desk = SwitchDesk(DeskCompany("B", "Bでんき", Role.SUPPLY, "", parse_data_types("time"), ()), key=b.key,
+                      certificate=b.cert, serials=SerialBook(tmp_path / "serial"),
+                      publish=lambda topic, payload: sent.append(topic), clock=clock, secret=b"t")
+    with smtp_server() as box:
+        site = Site(tmp_path, smtp=box, clock=clock, desks=[desk])
+        try:
+            site.storage.upsert_registrations([Registration("SM0000001", "C-1", Area("広島県", "広島市中区", "基町"),
+                                                            "K1", email=EMAIL)])
+            mailer = Mailer(Sender(TEST_KEY), site.url)
+            expires, token = mailer.mypage_links.sign(f"SM0000001|{EMAIL}", clock.now())
+            link = {"m": "SM0000001", "x": str(expires), "t": token}
+            for form in ({"plan": "B|", "when": "weekly", "days": ["", "12", "-1", "x" * 5000], "time": "07:00"},
+                         {"plan": "Z|", "when": "immediate"}, {"plan": "B|", "when": "at", "at": "2026-13-45T99:99"},
+                         {"plan": "B|", "when": "sometime"}, {"action": "accept", "company": "B", "offer": "x.y"}):
+                r = requests.post(site.url + "/mypage/switch", data={**link, "action": "offer", **form},
+                                  headers={"Origin": site.url}, timeout=10)
+                assert r.status_code == 400 and "field-error" in r.text or "確認の内容" in r.text, (form, r.status_code)
+            assert sent == []
+        finally:
+            site.close()
