@@ -26,7 +26,7 @@ import tomllib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from appliance import topics
 from appliance.clock import Clock, iso, parse_iso
@@ -256,5 +256,3 @@ class MqttPublisher:
         self.client.disconnect()
         self.client.loop_stop()
 
-
-Loader = Callable[[Path], SwitchDesk]

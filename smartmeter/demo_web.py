@@ -10,6 +10,7 @@ link, as the sign-in e-mail would give it.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .emulation import EmulatedSystem
+
+log = logging.getLogger(__name__)
 
 DEMO_CUSTOMER = "0123-4567-89"
 DEMO_EMAIL = "household@example.jp"
@@ -38,8 +41,6 @@ class DemoWeb:
     _stops: list[Any] = field(default_factory=list)
 
     def start(self) -> DemoWeb:
-        import logging
-
         import uvicorn
         from aiosmtpd.controller import Controller
         from aiosmtpd.handlers import Mailbox
@@ -114,6 +115,6 @@ class DemoWeb:
         for stop in self._stops:
             try:
                 stop()
-            except Exception:  # noqa: BLE001 - stopping the demo goes on whatever one part says
-                pass
+            except Exception:  # stopping the demo goes on whatever one part says
+                log.debug("demo: stopping a part failed", exc_info=True)
         self.storage.close()

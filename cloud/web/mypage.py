@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 NO_STORE = {"Cache-Control": "no-store"}  # the site-wide Referrer-Policy same-origin keeps the token in-house
 CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TIME = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-WHEN = ("immediate", "at", "weekly")
 DAY_VALUES = frozenset("0123456")  # a weekday's form value, Monday 0; anything else is ignored
 
 
