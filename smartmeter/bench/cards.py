@@ -21,10 +21,10 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 WAIT_MS = 500  # PcscSlots' default SCardGetStatusChange timeout, as the meter service runs it
 MAX_PAUSE = 0.5  # random pause before inserting: longer than pcscd's 400 ms reader polling period
@@ -33,7 +33,7 @@ ROUND_TIMEOUT = 10.0
 
 def _pct(values: list[float], q: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 @dataclass
@@ -65,7 +65,7 @@ class BareClient:
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="bare-pcsc-client", daemon=True)
 
-    def start(self) -> "BareClient":
+    def start(self) -> BareClient:
         self._thread.start()
         return self
 
@@ -76,7 +76,7 @@ class BareClient:
         try:
             self.message = self._wait_and_read()
             self.read_at = time.perf_counter()
-        except BaseException as exc:  # reported by the bench loop
+        except Exception as exc:  # noqa: BLE001 - any failure is reported by the bench loop
             self.error = exc
             self.ready.set()
 
@@ -163,7 +163,7 @@ def run_card_bench(print_fn: Callable[[str], None] = print, reads: int = 30, ver
     from drivers.cards.ndef import card_message, document_from_message
     from drivers.cards.pcsc import PcscSlots
     from drivers.cards.virtual_card import VirtualType4Card
-    from drivers.cards.vpcd import EMULATION_SLOTS, reader_slot_names
+    from drivers.cards.vpcd import EMULATION_SLOTS
 
     clock = SystemClock()
     now = clock.now()
