@@ -43,10 +43,11 @@ def register(groups) -> None:
     p.add_argument("--no-browser", action="store_true", help="skip the live-update figure")
     p.set_defaults(func=lambda args: _run("web", "main", args))
 
-    p = bench.add_parser("cards", help="contract cards: card present to change stored through pcscd; signature checks/s",
-                         description="Card present to change stored, p50/p99 through the real pcscd + vpcd path, as a "
-                                     "ratio to the bare APDU exchange of the same read; and document verifications "
-                                     "per second.")
+    p = bench.add_parser("cards", help="contract cards: card inserted to document read through pcscd, vs a bare pyscard client",
+                         description="Card inserted to document read, p50/p95/max, through the meter's PC/SC driver "
+                                     "and through a bare pyscard client waiting on the same pcscd and reader (rounds "
+                                     "alternate), as a ratio; the time to the stored change; and document "
+                                     "verifications per second.")
     p.add_argument("--reads", type=int, default=30, help="card insertions to time (default 30)")
     p.set_defaults(func=lambda args: _run("cards", "cmd_bench", args))
 
