@@ -63,9 +63,10 @@ class Link:
     closed_with: object | None = None  # the reason code of a disconnection, once closed
     messages: list[paho.MQTTMessage] = field(default_factory=list)
     acks: dict[int, object] = field(default_factory=dict)  # mid -> PUBACK / SUBACK reason code
+    client: paho.Client = field(init=False)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
-    def open(self) -> "Link":
+    def open(self) -> Link:
         name = self.client_id or self.settings.username or f"probe-{secrets.token_hex(4)}"
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name, protocol=paho.MQTTv5,
                                   reconnect_on_failure=False)
