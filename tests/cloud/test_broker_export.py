@@ -43,6 +43,7 @@ def test_emqx_conf_reads_as_hocon_and_names_the_projects_limits(conf):
     ssl = conf.get("listeners.ssl.default.ssl_options")
     assert (ssl["verify"], ssl["fail_if_no_peer_cert"]) == ("verify_peer", True)
     assert conf.get("cluster.discovery_strategy") == "static"
+    assert [conf.get(f"listeners.{kind}.default.enable") for kind in ("tcp", "ws", "wss")] == [False] * 3
 
 
 def test_export_writes_users_whose_hashes_check_each_partys_password(tmp_path, conf):
