@@ -125,7 +125,7 @@ class BrokerDir:
         parties_dir.mkdir(exist_ok=True)
         os.chmod(parties_dir, 0o700)
         ca = CertificateAuthority(self.path / "tls") if setup.tls else None
-        hashes = self._read_hashes()
+        hashes = self.hashes()
         for p in new:
             password = secrets.token_urlsafe(24)
             write_private(parties_dir / f"{p.name}.secret", (password + "\n").encode())
@@ -139,7 +139,8 @@ class BrokerDir:
         self.setup_file.write_text(json.dumps({**setup.to_json(), "run_as": run_as}, indent=1))
         return setup
 
-    def _read_hashes(self) -> dict[str, str]:
+    def hashes(self) -> dict[str, str]:
+        """Each account's ``$7$`` hash, by user name, as in ``passwd``."""
         try:
             lines = (self.path / "passwd").read_text().splitlines()
         except FileNotFoundError:
@@ -158,10 +159,25 @@ def check_party(p: Party) -> None:
         raise ConfigError(f"{p.kind} {p.name!r}: use {'1-32' if p.kind == 'company' else '1-64'} of A-Z a-z 0-9 _ -")
 
 
-def password_hash(password: str, *, iterations: int = 101) -> str:
+# mosquitto_passwd's count. The passwords are 192 random bits (token_urlsafe(24)), so the count is
+# not what keeps them from being guessed; emqx.conf's password_hash_algorithm names the same one.
+PBKDF2_ITERATIONS = 101
+
+
+def new_salt() -> bytes:
+    """12 salt bytes that are also text (72 random bits): EMQX keeps a salt as text, Mosquitto as
+    bytes, so this one salt lets both brokers check the same hash."""
+    return secrets.token_urlsafe(9).encode()
+
+
+def pbkdf2_digest(password: str, salt: bytes, iterations: int = PBKDF2_ITERATIONS) -> bytes:
+    return hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+
+
+def password_hash(password: str, *, iterations: int = PBKDF2_ITERATIONS) -> str:
     """Mosquitto 2's ``$7$`` format: PBKDF2-HMAC-SHA512 with a 12-byte salt (as mosquitto_passwd writes)."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    salt = new_salt()
+    digest = pbkdf2_digest(password, salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
@@ -266,3 +282,7 @@ def register(groups) -> None:
     a.add_argument("dir", type=Path)
     _party_args(a)
     a.set_defaults(func=cmd_add)
+    from . import broker_check, broker_export  # their own modules: EMQX's files, and the go-live check
+
+    broker_export.register(sub)
+    broker_check.register(sub)
