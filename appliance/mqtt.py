@@ -51,6 +51,7 @@ class MqttUplink:
         self.keepalive = keepalive
         will_props = Properties(PacketTypes.WILLMESSAGE)
         will_props.WillDelayInterval = will_delay
+        self.will_delay = will_delay
         self.client.will_set(topics.status(meter_id), self._status_payload("offline"), qos=1, retain=True,
                              properties=will_props)
         self.client.max_inflight_messages_set(100)
@@ -63,9 +64,13 @@ class MqttUplink:
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 0
+        # MQTT 5 (3.1.2.5, 3.1.3.2.2) publishes the will when its delay has passed or the session ends,
+        # whichever is first, and withholds it only if the client comes back to the same session
+        # (Clean Start 0) within the delay: so the session outlives the delay and a reconnect resumes it.
+        props.SessionExpiryInterval = self.will_delay
         props.MaximumPacketSize = MAX_COMMAND_BYTES + 1024  # the broker drops a larger message for us (topic, header)
-        self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=True, properties=props)
+        self.client.connect_async(self.host, self.port, keepalive=self.keepalive, clean_start=self.will_delay == 0,
+                                  properties=props)
         self.client.loop_start()
 
     def stop(self, final_state: str = "offline") -> None:

@@ -1,0 +1,75 @@
+"""The meter's CONNECT as it goes on the wire: its session outlives the will delay and a reconnect
+resumes it, so a broker that follows MQTT 5 to the letter (EMQX) withholds ``offline`` during a blink."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from appliance.clock import SystemClock
+from appliance.mqtt import MqttUplink
+
+
+def _read_connect(server: socket.socket) -> bytes:
+    conn, _ = server.accept()
+    with conn:
+        conn.settimeout(5)
+        head = conn.recv(1)
+        assert head == b"\x10", "the first packet is CONNECT"
+        length, multiplier = 0, 1
+        while True:
+            byte = conn.recv(1)[0]
+            length += (byte & 0x7F) * multiplier
+            multiplier *= 128
+            if not byte & 0x80:
+                break
+        body = b""
+        while len(body) < length:
+            body += conn.recv(length - len(body))
+        return body
+
+
+def _parse(body: bytes) -> tuple[int, Properties, Properties]:
+    """Connect flags, CONNECT properties and will properties (MQTT 5, 3.1.2 and 3.1.3)."""
+    assert body[:7] == b"\x00\x04MQTT\x05"
+    flags = body[7]
+    props = Properties(PacketTypes.CONNECT)
+    used = props.unpack(body[10:])[1]
+    rest = body[10 + used:]
+    client_len = int.from_bytes(rest[:2], "big")
+    rest = rest[2 + client_len:]
+    will = Properties(PacketTypes.WILLMESSAGE)
+    will.unpack(rest)
+    return flags, props, will
+
+
+@pytest.mark.parametrize("will_delay", [30, 5])
+def test_the_session_outlives_the_will_delay_and_a_reconnect_resumes_it(will_delay):
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    uplink = MqttUplink("MTR-W1", "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=will_delay)
+    uplink.start()
+    try:
+        flags, props, will = _parse(_read_connect(server))
+    finally:
+        uplink.client.loop_stop()
+        server.close()
+    assert flags & 0x04, "the will is set"
+    assert not flags & 0x02, "Clean Start 0: a reconnect within the delay resumes the session"
+    assert will.WillDelayInterval == will_delay
+    assert props.SessionExpiryInterval >= will_delay
+
+
+def test_without_a_will_delay_the_session_ends_with_the_connection():
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    uplink = MqttUplink("MTR-W2", "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=0)
+    uplink.start()
+    try:
+        flags, props, _ = _parse(_read_connect(server))
+    finally:
+        uplink.client.loop_stop()
+        server.close()
+    assert flags & 0x02 and getattr(props, "SessionExpiryInterval", 0) == 0
