@@ -45,17 +45,22 @@ def _parse(body: bytes) -> tuple[int, Properties, Properties]:
     return flags, props, will
 
 
-@pytest.mark.parametrize("will_delay", [30, 5])
-def test_the_session_outlives_the_will_delay_and_a_reconnect_resumes_it(will_delay):
+def _connect_of(meter: str, will_delay: int) -> tuple[int, Properties, Properties]:
+    """What the meter's uplink sends first, read by a bare socket standing in for the broker."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(10)
-    uplink = MqttUplink("MTR-W1", "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=will_delay)
+    uplink = MqttUplink(meter, "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=will_delay)
     uplink.start()
     try:
-        flags, props, will = _parse(_read_connect(server))
+        return _parse(_read_connect(server))
     finally:
         uplink.client.loop_stop()
         server.close()
+
+
+@pytest.mark.parametrize("will_delay", [30, 5])
+def test_the_session_outlives_the_will_delay_and_a_reconnect_resumes_it(will_delay):
+    flags, props, will = _connect_of("MTR-W1", will_delay)
     assert flags & 0x04, "the will is set"
     assert not flags & 0x02, "Clean Start 0: a reconnect within the delay resumes the session"
     assert will.WillDelayInterval == will_delay
@@ -63,13 +68,5 @@ def test_the_session_outlives_the_will_delay_and_a_reconnect_resumes_it(will_del
 
 
 def test_without_a_will_delay_the_session_ends_with_the_connection():
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(10)
-    uplink = MqttUplink("MTR-W2", "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=0)
-    uplink.start()
-    try:
-        flags, props, _ = _parse(_read_connect(server))
-    finally:
-        uplink.client.loop_stop()
-        server.close()
+    flags, props, _ = _connect_of("MTR-W2", 0)
     assert flags & 0x02 and getattr(props, "SessionExpiryInterval", 0) == 0
