@@ -23,13 +23,12 @@ import multiprocessing as mp
 import os
 import shutil
 import socket
-import statistics
 import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from appliance.clock import SystemClock, floor_to, iso
@@ -95,18 +94,17 @@ def _sink(port: int, path: str, ready) -> None:
     from aiosmtpd.controller import Controller
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per SMTP command otherwise
-    out = open(path, "a", buffering=1, encoding="utf-8")
+    with open(path, "a", buffering=1, encoding="utf-8") as out:  # line-buffered: the parent reads as it goes
 
-    class Recorder:
-        async def handle_DATA(self, server, session, envelope):
-            for rcpt in envelope.rcpt_tos:
-                out.write(f"{time.time():.6f}\t{rcpt}\n")
-            return "250 OK"
+        class Recorder:
+            async def handle_DATA(self, server, session, envelope):
+                out.writelines(f"{time.time():.6f}\t{rcpt}\n" for rcpt in envelope.rcpt_tos)
+                return "250 OK"
 
-    Controller(Recorder(), hostname="127.0.0.1", port=port).start()
-    ready.set()
-    while True:
-        time.sleep(3600)  # until terminated
+        Controller(Recorder(), hostname="127.0.0.1", port=port).start()
+        ready.set()
+        while True:
+            time.sleep(3600)  # until terminated
 
 
 def _gasps(account, meters: list[str], ready, go, report) -> None:
@@ -174,6 +172,15 @@ class Handlers:
         child = ChildProcess(argv, log, env=env)
         self.children.append(child)
         child.start(lambda: _listening(port), timeout=120, what=" ".join(argv[3:5]))
+
+    def resident_mb(self) -> list[tuple[str, float]]:
+        """Each handler's resident memory now, from /proc."""
+        out = []
+        for child in self.children:
+            status = Path(f"/proc/{child.pid}/status").read_text() if child.running else ""
+            kb = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            out.append((child.log_path.stem, kb / 1024))
+        return out
 
     def gasps_taken_in(self) -> int:
         return int(_metric(self.collector_metrics, "smartmeter_collector_statuses_total"))
@@ -334,6 +341,7 @@ def run(o: Options, workdir: Path) -> Outcome:
         from cloud.mqtt import disconnect
 
         disconnect(bare)
+        memory = handlers.resident_mb()
         outage = next((x for x in storage.outages() if x.area == territory.district), None)
         storage.close()
     finally:
@@ -370,6 +378,7 @@ def run(o: Options, workdir: Path) -> Outcome:
     print(f"checks: area {outcome.area_mailed:,} of {outcome.area_customers:,} customers e-mailed, {outcome.area_twice} twice; "
           f"storm {outcome.storm_mailed:,} of {outcome.storm_customers:,}, {outcome.storm_twice} twice; "
           f"{outcome.others_mailed} e-mails to anyone else: {'correct' if outcome.correct else 'WRONG'}")
+    print("resident memory at the end: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in memory))
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return outcome
 
