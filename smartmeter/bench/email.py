@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from appliance.clock import SystemClock, floor_to, iso
-from cloud.outage.model import Area, Reading
+from cloud.outage.model import Area, OutageKind, Reading
 from cloud.outage.storage import Storage, open_storage
 from cloud.outage.topology import FleetSpec, area_of, meter_id, registration
 from devkit.mosquitto import LocalMosquitto
@@ -342,7 +342,8 @@ def run(o: Options, workdir: Path) -> Outcome:
 
         disconnect(bare)
         memory = handlers.resident_mb()
-        outage = next((x for x in storage.outages() if x.area == territory.district), None)
+        # the area outage (the first tick may have seen one gasp and suspected one home's indoor outage)
+        outage = next((x for x in storage.outages() if x.area == territory.district and x.kind is OutageKind.AREA), None)
         storage.close()
     finally:
         if handlers:
