@@ -326,7 +326,7 @@ def run(o: Options, workdir: Path) -> Outcome:
         inbox = Inbox(sink_file)
         settled = inbox.wait_for(len(territory.storm), 120 + o.declaration_delay + len(territory.storm) / 20, "the storm's")
         print(f"storm: the handlers started, declared the storm and sent its {len(inbox.mail):,} e-mails in {settled - t:.0f} s "
-              f"(collector, manager with a {o.declaration_delay:g} s declaration delay, {o.notifiers} notifiers)")
+              f"(collector, manager with a {o.declaration_delay:g} s declaration delay, {_notifiers(o.notifiers)})")
         time.sleep(5)  # a few ticks of the settled storm before the power goes
 
         bare, bare_arrived = _bare_subscriber(broker)
@@ -370,7 +370,7 @@ def run(o: Options, workdir: Path) -> Outcome:
         if d:
             first = min(d)
             print(f"  e-mails: first at T0 + {first:.1f} s, last at T0 + {last - t0:.1f} s: {len(d) / max(last - t0 - first, 1e-9):,.0f} "
-                  f"e-mails/s from {o.notifiers} notifiers")
+                  f"e-mails/s from {_notifiers(o.notifiers)}")
     if d:
         p99 = _pct(d, 99)
         print(f"T0 -> e-mail accepted: p50 {_pct(d, 50):.1f} s, p99 {p99:.1f} s, max {d[-1]:.1f} s; the {o.declaration_delay:g} s "
@@ -382,6 +382,10 @@ def run(o: Options, workdir: Path) -> Outcome:
     print("resident memory at the end: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb in memory))
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return outcome
+
+
+def _notifiers(n: int) -> str:
+    return f"{n} notifier{'s' if n != 1 else ''}"
 
 
 def _wait(done, timeout: float) -> float:
