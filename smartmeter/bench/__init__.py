@@ -1,4 +1,4 @@
-"""``smartmeter bench appliance|cards|ui|cloud|manager|web|soak``: benchmarks that print figures and ratios, each
+"""``smartmeter bench appliance|cards|ui|cloud|manager|email|web|soak``: benchmarks that print figures and ratios, each
 against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
 the recorded runs. Each benchmark module is imported only when its command runs."""
 from __future__ import annotations
@@ -86,6 +86,22 @@ def register(groups) -> None:
     p.add_argument("--db", default=None,
                    help="storage URL; default: a temporary SQLite file per fleet ('postgresql' starts a temporary cluster)")
     p.set_defaults(func=lambda args: _run("manager", "main", args))
+
+    p = bench.add_parser("email", help="power loss to e-mail in a 1M-meter territory during a storm, real processes",
+                         description="Loads a territory with 1%% background silence and a storm of open area outages, "
+                                     "runs the real collector, manager and notifiers against Mosquitto and an SMTP sink "
+                                     "process, cuts one area's power and times each customer's e-mail.")
+    from cloud.outage.cli import duration
+
+    p.add_argument("--meters", type=int, default=1_000_000, help="meters in the territory (default 1,000,000)")
+    p.add_argument("--area", type=int, default=10_000, help="customers of the area that loses power (default 10,000)")
+    p.add_argument("--storm", type=int, default=500, help="areas of 40 homes already out (default 500)")
+    p.add_argument("--notifiers", type=int, default=3, help="notifier processes (default 3)")
+    p.add_argument("--declaration-delay", type=duration, default=duration("30s"),
+                   help="the manager's declaration delay (default 30s, as deployed)")
+    p.add_argument("--db", default=None,
+                   help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
+    p.set_defaults(func=lambda args: _run("email", "main", args))
 
 
 def _run(module: str, function: str, args: argparse.Namespace) -> int:
