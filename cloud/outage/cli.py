@@ -58,6 +58,7 @@ def _common(p: argparse.ArgumentParser, mqtt: bool = True) -> None:
 
 
 OPERATORS_FILE = ACCOUNTS_FILE
+REGION_MAP = Path("/etc/smartmeter/outage-regions.toml")  # cloud.outage.regions describes it
 SECRET_FILE = Path("/var/lib/smartmeter/outage-secret.key")
 
 
@@ -126,8 +127,14 @@ def cmd_manager(args) -> int:
     from ..accounts import Accounts
     from ..secrets import load_or_create_key
 
+    from .regions import RegionMapError, region_named
+
     config = ManagerConfig(timing=Timing(args.period, args.grace), declaration_delay=args.declaration_delay)
-    manager = OutageManager(open_storage(args.db), SystemClock(), config)
+    try:
+        region = region_named(args.region_map, args.region) if args.region else None
+    except RegionMapError as exc:
+        raise SystemExit(str(exc)) from None
+    manager = OutageManager(open_storage(args.db), SystemClock(), config, region=region)
     sender = Sender(load_or_create_key(args.secret_file), public_url=args.public_url)
     if not args.accounts.exists():
         log.warning("no operators' accounts in %s: every request but an unsubscribe link is refused "
@@ -138,7 +145,9 @@ def cmd_manager(args) -> int:
     if args.da_feed:
         feed = DaFeed(manager)
         feed.start(broker_from_args(args))
-    log.info("manager: API on %s, tick every %ss", api.url, args.tick.total_seconds())
+    log.info("manager of %s: API on %s, tick every %ss",
+             f"region {region.name} ({', '.join(region.prefectures)})" if region else "the whole territory",
+             api.url, args.tick.total_seconds())
     from .metrics import ManagerMetrics, serve
 
     counts = ManagerMetrics()
@@ -149,7 +158,7 @@ def cmd_manager(args) -> int:
             for o in manager.tick():
                 log.debug("outage %s %s %s %s: %d homes", o.id, o.kind.value, o.status.value, o.area.key, o.current_count)
             if metrics:
-                counts.note_open(manager.storage.outages(open_only=True))
+                counts.note_open(manager.open_outages())
         except Exception:
             log.exception("tick failed")
     if metrics:
@@ -373,6 +382,11 @@ def register(groups) -> None:
                    help=f"the operators' accounts (smartmeter cloud operator add; default {OPERATORS_FILE})")
     _link_args(p)
     p.add_argument("--da-feed", action="store_true", help="also take DA events from MQTT grid/da/events")
+    p.add_argument("--region", metavar="NAME",
+                   help="judge only this region of --region-map: its prefectures' meters, outages, DA events and "
+                        "operator input; managers of other regions run beside it (default: the whole territory)")
+    p.add_argument("--region-map", type=Path, default=REGION_MAP, metavar="FILE",
+                   help=f"TOML: [regions] NAME = [\"広島県\", ...], each prefecture in one region (default {REGION_MAP})")
     _metrics_arg(p)
     p.set_defaults(func=cmd_manager)
 

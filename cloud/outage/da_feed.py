@@ -13,6 +13,7 @@ from appliance.config import MqttSection
 from .fleet import DA_TOPIC
 from .manager import OutageManager
 from .model import Area, DaEvent
+from .regions import OutsideRegion
 from ..mqtt import disconnect, make_client, start_subscriber
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class DaFeed:
     def handle(self, payload: bytes) -> None:
         try:
             self.manager.report_da(parse_da(json.loads(payload.decode("utf-8"))))
+        except OutsideRegion as exc:  # the feed carries every region's events: another manager takes it
+            log.debug("%s", exc)
         except (ValueError, UnicodeDecodeError) as exc:
             self.rejected += 1
             log.warning("dropped DA event: %s", exc)

@@ -11,6 +11,9 @@ automation's word) -> restoring (some meters back, or DA reports restoration) ->
 meter back). A suspected outage whose meters all come back first is cancelled: a blink, no e-mail.
 A planned outage (工事停電) is announced ahead and absorbs the meters that go down in its area
 during its window.
+
+A manager given a :class:`~.regions.Region` judges only that region's prefectures: its meters, its
+roster, its outages, and the distribution automation and operator input about its areas (:mod:`.regions`).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from .model import (
     OutageMember,
     OutageStatus,
 )
+from .regions import Region, lock_for_judging
 from .roster import Placement, Roster
 from .storage import Storage
 
@@ -109,12 +113,14 @@ class _Evidence:
 
 
 class OutageManager:
-    def __init__(self, storage: Storage, clock: Clock, config: ManagerConfig | None = None) -> None:
+    def __init__(self, storage: Storage, clock: Clock, config: ManagerConfig | None = None,
+                 region: Region | None = None) -> None:
         self.storage = storage
         self.clock = clock
         self.config = config or ManagerConfig()
+        self.region = region  # None: the whole territory
         self._lock = threading.Lock()  # the API thread and the tick loop share one manager
-        self.roster = Roster()  # area sizes and concentrators, loaded at the first tick
+        self.roster = Roster(region)  # area sizes and concentrators, loaded at the first tick
         self._settled: dict[str, _Evidence] = {}  # area -> the evidence the last tick left it settled with
         self._judged: dict[str, tuple[tuple, Judgement | None]] = {}  # meter -> its row and judgement this window
         self._judged_window: datetime | None = None
@@ -133,7 +139,7 @@ class OutageManager:
         reuse = previous if closed == self._judged_window else {}
         out: dict[str, Judgement] = {}
         judged: dict[str, tuple[tuple, Judgement | None]] = {}
-        for row in self.storage.down_candidate_rows(closed):
+        for row in self.storage.down_candidate_rows(closed, self.region.prefectures if self.region else None):
             meter = row[0]
             found = reuse.get(meter)
             if found is None or found[0] != row:  # judged only when its evidence changed in this window
@@ -146,11 +152,19 @@ class OutageManager:
         before = {m: j for m, (_, j) in previous.items() if j is not None}
         return out, {m for m in out.keys() | before.keys() if out.get(m) is not before.get(m)}
 
+    def _ours(self, area: Area) -> bool:
+        return self.region is None or self.region.holds(area)
+
+    def open_outages(self) -> list[Outage]:
+        """The open outages this manager judges: its region's."""
+        return [o for o in self.storage.outages(open_only=True) if self._ours(o.area)]
+
     def _active_da(self) -> dict[str, DaEvent]:
         """Areas whose newest distribution-automation word is an outage."""
         latest: dict[str, DaEvent] = {}
         for ev in self.storage.da_events():
-            latest[ev.area.key] = ev
+            if self._ours(ev.area):
+                latest[ev.area.key] = ev
         return {k: ev for k, ev in latest.items() if ev.kind == "outage"}
 
     # ------------------------------------------------------------------ the tick
@@ -169,7 +183,7 @@ class OutageManager:
 
     def _tick(self) -> list[Outage]:
         with self.storage.transaction():
-            self.storage.lock_for_update()
+            lock_for_judging(self.storage, self.region)
             now = self.clock.now()
             if self.roster.refresh(self.storage):
                 self._settled.clear()  # an area's size or concentrators may have changed
@@ -183,7 +197,7 @@ class OutageManager:
                 if p is not None:  # an unregistered meter has no area; it stays in Table 2 only
                     by_area.setdefault(p.area, {})[meter] = j
             open_by_area: dict[str, list[Outage]] = {}
-            for o in self.storage.outages(open_only=True):
+            for o in self.open_outages():
                 open_by_area.setdefault(o.area.key, []).append(o)
             da = self._active_da()
             changed: list[Outage] = []
@@ -369,11 +383,13 @@ class OutageManager:
         """Distribution automation (配電自動化システム 21): an outage start or a restoration in an area."""
         if event.kind not in ("outage", "restored"):
             raise ValueError(f"DA event kind {event.kind!r} is not 'outage' or 'restored'")
+        if self.region is not None:
+            self.region.refuse_outside(event.area)  # another region's manager records and judges it
         with self._lock, self.storage.transaction():
-            self.storage.lock_for_update()
+            lock_for_judging(self.storage, self.region)
             now = self.clock.now()
             self.storage.add_da_event(event, now)
-            area_open = [o for o in self.storage.outages(open_only=True) if o.area == event.area and o.kind is OutageKind.AREA]
+            area_open = [o for o in self.open_outages() if o.area == event.area and o.kind is OutageKind.AREA]
             o = area_open[0] if area_open else None
             if event.kind == "outage":
                 if o is None:
@@ -397,11 +413,13 @@ class OutageManager:
         """The operator's form (営業端末 23): 対応状況, 停電理由, 復旧予定. A meaningful change of the
         expected restoration of a declared outage sends an update to the customers still without power."""
         with self._lock, self.storage.transaction():
-            self.storage.lock_for_update()
+            lock_for_judging(self.storage, self.region)
             now = self.clock.now()
             o = self.storage.outage(outage_id)
             if o is None:
                 raise KeyError(f"no outage {outage_id}")
+            if self.region is not None:
+                self.region.refuse_outside(o.area)
             if response_status:
                 o.response_status = response_status
             if reason:
@@ -427,6 +445,8 @@ class OutageManager:
         """A planned outage (工事停電): announced to every reachable customer of the area ahead of time."""
         if end <= start:
             raise ValueError("a planned outage must end after it starts")
+        if self.region is not None:
+            self.region.refuse_outside(area)
         with self._lock, self.storage.transaction():
             now = self.clock.now()
             o = Outage(None, OutageKind.PLANNED, OutageStatus.PLANNED, area, started_at=start, detected_at=now,
@@ -449,7 +469,7 @@ class OutageManager:
     def area_counts(self) -> list[AreaCount]:
         """Table 3 for the open outages (planned ones are not counted until they start)."""
         counts: dict[str, AreaCount] = {}
-        for o in self.storage.outages(open_only=True):
+        for o in self.open_outages():
             if o.kind is OutageKind.COMM_FAULT or (o.kind is OutageKind.PLANNED and o.current_count == 0):
                 continue
             prev = counts.get(o.area.key, AreaCount(o.area, 0, 0))

@@ -4,13 +4,15 @@ The indoor rule needs an area's size and the communication-fault rule each conce
 (Table 1, summed). Both change only when the utility imports registrations, so the roster holds them
 in memory, one entry per concentrator, and reloads them when the registrations' change counter moved;
 where each silent meter is placed is looked up once and kept until then. A tick then reads the
-registrations of the meters that newly went silent, not of every meter of their areas.
+registrations of the meters that newly went silent, not of every meter of their areas. A region's
+manager keeps its region's areas only.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .regions import Region
 from .storage import Storage
 
 
@@ -22,6 +24,7 @@ class Placement:
 
 @dataclass
 class Roster:
+    region: Region | None = None  # None: the whole territory
     version: int | None = None  # the registrations' change counter this roster was loaded at
     sizes: dict[str, int] = field(default_factory=dict)  # area -> customers
     concentrators: dict[str, dict[str, int]] = field(default_factory=dict)  # area -> concentrator -> meters
@@ -35,6 +38,8 @@ class Roster:
         sizes: dict[str, int] = {}
         concentrators: dict[str, dict[str, int]] = {}
         for area, conc, n in storage.registration_layout():
+            if self.region is not None and not self.region.holds_key(area):
+                continue
             sizes[area] = sizes.get(area, 0) + n
             concentrators.setdefault(area, {})[conc] = n
         self.version, self.sizes, self.concentrators = version, sizes, concentrators

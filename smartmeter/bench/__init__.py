@@ -83,6 +83,9 @@ def register(groups) -> None:
     p.add_argument("--meters", type=int, nargs="+", default=[100_000, 1_000_000],
                    help="fleet sizes, each in its own database (default 100,000 1,000,000)")
     p.add_argument("--storm", type=int, default=500, help="areas whose meters all sent a last gasp (default 500)")
+    p.add_argument("--regions", type=int, default=1,
+                   help="split the fleet's prefectures into N regions and time each region's manager beside the "
+                        "whole territory's (default 1: the whole territory only)")
     p.add_argument("--db", default=None,
                    help="storage URL; default: a temporary SQLite file per fleet ('postgresql' starts a temporary cluster)")
     p.set_defaults(func=lambda args: _run("manager", "main", args))

@@ -23,7 +23,18 @@ from sqlalchemy import (
     select,
 )
 
-from . import schema_v1, schema_v2, schema_v3, schema_v4, schema_v5, schema_v6, schema_v7, schema_v8, schema_v9
+from . import (
+    schema_v1,
+    schema_v2,
+    schema_v3,
+    schema_v4,
+    schema_v5,
+    schema_v6,
+    schema_v7,
+    schema_v8,
+    schema_v9,
+    schema_v10,
+)
 from .database import Database
 
 MIGRATION_LOCK = 6794865  # advisory lock key; the manager's judging uses 6794864
@@ -50,6 +61,8 @@ STEPS: tuple[Step, ...] = (
          schema_v8.apply),
     Step(9, "registrations_version: bumped by every import, so the manager's roster knows when to reload",
          schema_v9.apply),
+    Step(10, "indexes on meter_comm's last reading and last gasps: the manager's down candidates without a scan",
+         schema_v10.apply),
 )
 
 _metadata = MetaData()

@@ -14,6 +14,7 @@ from cloud.outage.collector import Timing
 from cloud.outage.manager import ManagerConfig, OutageManager
 from cloud.outage.model import MeterState, OutageKind, OutageStatus, Reading, StatusEvent
 from cloud.outage.storage import open_storage
+from cloud.outage.storage.readings import down_candidates_sql
 from cloud.outage.topology import FleetSpec, meter_id, registrations
 
 TIMING = Timing(timedelta(minutes=30), timedelta(minutes=2))
@@ -91,3 +92,26 @@ def test_a_tick_reads_as_much_for_20000_meters_as_for_2000(storage_url, request,
     # declared homes; an unchanged fleet is not read again
     assert [t.get("registrations", 0) for t in large] == [5, 0, 2, 0, 0]
     assert large[3] == large[4] and large[3]["all"] < large[0]["all"]  # settled: less than judging
+
+
+def test_the_down_candidates_are_read_through_the_evidence_indexes(storage, day_clock):
+    """Schema step 10: both engines read the down candidates by index range scans and each candidate's
+    registration by its key; neither scans every meter nor every registration."""
+    meters = 5_000
+    storage.upsert_registrations(registrations(FleetSpec(meters=meters)))
+    end = ceil_to(day_clock.now(), TIMING.period)
+    read(storage, [meter_id(n) for n in range(meters) if n % 1000], 1, end)  # five silent
+    read(storage, [meter_id(n) for n in range(0, meters, 1000)], 1, end - TIMING.period)
+    storage.store_statuses([StatusEvent(meter_id(1), MeterState.POWER_FAIL, end + timedelta(minutes=1))], end)
+    for region in (None, ("広島県",)):
+        sql = str(down_candidates_sql(region).compile(dialect=storage._engine.dialect))
+        params = (end.timestamp(), end.timestamp(), *(region or ()))
+        with storage.driver_connection() as conn:
+            if storage.dialect == "postgresql":
+                conn.execute("ANALYZE")
+            plan = " / ".join(str(row[-1] if storage.dialect == "sqlite" else row[0])
+                              for row in conn.execute(("EXPLAIN QUERY PLAN " if storage.dialect == "sqlite" else "EXPLAIN ")
+                                                      + sql, params).fetchall())
+        assert "meter_comm_last_end" in plan and "meter_comm_down" in plan, plan
+        assert not re.search(r"Seq Scan|\bSCAN (meter_comm|registrations|r)\b", plan), plan
+    assert {c.meter_id for c in storage.down_candidates(end)} == {meter_id(n) for n in range(0, meters, 1000)} | {meter_id(1)}
