@@ -40,7 +40,7 @@ from devkit.ports import free_port
 from devkit.postgres import TempPostgres
 from devkit.process import ChildProcess
 
-from .manager import AREA_SIZE, TIMING, _load
+from .manager import AREA_SIZE, TIMING, load_fleet
 
 REPO = Path(__file__).resolve().parents[2]  # the handlers run from this tree, not an installed copy
 HOMES_PER_CONCENTRATOR = 500
@@ -70,7 +70,7 @@ def load_territory(storage: Storage, meters: int, area: int, storm_areas: int, c
     """The fleet around the timed area (with its storm and background silence, as ``bench manager``
     loads it), then the timed area itself: one district of ``area`` homes that read the same window."""
     around = FleetSpec(meters - area, area_size=AREA_SIZE, concentrators_per_area=2)
-    storm, _ = _load(storage, around, storm_areas, closed_end)
+    storm, _ = load_fleet(storage, around, storm_areas, closed_end)
     spec = FleetSpec(meters, area_size=AREA_SIZE, concentrators_per_area=2)
     district = area_of(around.areas)  # a district nobody else lives in
     per = max(2, area // HOMES_PER_CONCENTRATOR)

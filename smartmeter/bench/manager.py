@@ -39,7 +39,7 @@ STEADY = 3
 END = datetime(2026, 11, 23, 10, 0, tzinfo=JST)
 
 
-def _load(storage: Storage, spec: FleetSpec, storm_areas: int, end: datetime) -> tuple[list[str], int]:
+def load_fleet(storage: Storage, spec: FleetSpec, storm_areas: int, end: datetime) -> tuple[list[str], int]:
     """The fleet's registrations and evidence; returns the storm's meters and the background's count."""
     storage.upsert_registrations(registrations(spec))
     stride = max(spec.areas // storm_areas, 1)  # storm areas spread over the territory
@@ -165,7 +165,7 @@ def bench(url: str, meters: int, storm_areas: int, regions: int, pg: TempPostgre
     storage = open_storage(url)
     spec = FleetSpec(meters, area_size=AREA_SIZE, concentrators_per_area=2)
     t0 = time.perf_counter()
-    storm, background = _load(storage, spec, storm_areas, END)
+    storm, background = load_fleet(storage, spec, storm_areas, END)
     storage.close()
     print(f"{meters:,} meters in {spec.areas:,} areas: {background:,} silent for one window (1%), a storm of "
           f"{len(storm):,} meters' last gasps in {storm_areas} areas (loaded in {time.perf_counter() - t0:.0f} s); "
