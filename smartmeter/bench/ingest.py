@@ -55,7 +55,7 @@ PERIOD = timedelta(minutes=30)
 SESSION_S = 3600  # the sessions outlive the time the subscribers are away
 SHARE_GROUP = "outage"
 BARE_GROUP = "bare"
-PUBLISH_WAIT_EVERY = 20_000  # paho's message ids wrap at 65535: never have that many in flight
+PUBLISH_WAIT_EVERY = 2_000  # paho walks its queue on each PUBACK, and its message ids wrap at 65535
 LOAD_CHUNK = 50_000
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 WINDOW_KEYS = statement("SELECT meter_id FROM readings WHERE seq = :seq")
