@@ -467,8 +467,9 @@ def bench_scaling(url: str, meters: int, stored_windows: int, workdir: Path, cou
     return out
 
 
-def bench_memory(url_for, sizes: list[int], workdir: Path) -> None:
+def bench_memory(url_for, sizes: list[int], workdir: Path) -> list[float]:
     """The collector's peak resident memory after draining one batched window of each fleet size."""
+    peaks = []
     for meters in sizes:
         url = url_for(meters)
         territory = Territory(url, FleetSpec(meters), 1, 1)
@@ -479,11 +480,15 @@ def bench_memory(url_for, sizes: list[int], workdir: Path) -> None:
                 register_collectors(broker, url, ["bench-mem"], run)
                 publish(broker, b)
                 d = drain_collectors(broker, url, ["bench-mem"], b, run)
-            print(f"  {meters:,}-meter window: collector peak resident memory {d.peak_mb[0]:,.0f} MB "
-                  f"({d.peak_mb[0] / (meters / 1e6):,.0f} MB per million meters; goal under 300), "
-                  f"{d.rate:,.0f} readings/s; {territory.check(b)}; {_load()}")
+            peaks.append(d.peak_mb[0])
+            print(f"  {meters:,}-meter window: collector peak resident memory {d.peak_mb[0]:,.0f} MB (goal under 300 MB "
+                  f"per million meters), {d.rate:,.0f} readings/s; {territory.check(b)}; {_load()}")
         finally:
             territory.close()
+    if len(sizes) > 1:
+        growth = (peaks[-1] - peaks[0]) / ((sizes[-1] - sizes[0]) / 1e6)
+        print(f"  growth with the fleet: {growth:,.0f} MB per million meters")
+    return peaks
 
 
 def main(args) -> int:
