@@ -18,8 +18,8 @@ window is held); then the subscriber comes back and drains it.
 * memory: the collector's peak resident memory (VmHWM) after draining windows of different fleets.
 
 A collector's rate runs from the moment every process answers on its metrics endpoint (so the
-interpreter's start is not counted) to the moment the readings settled (stored, duplicate or set
-aside) reach the backlog; the readings settled before it are left out of both. Afterwards the store
+interpreter's start is not counted) to the moment the readings settled (stored or set aside) reach
+the backlog; the readings settled before it are left out of both. Afterwards the store
 is counted: every reading of the window once, none twice, nothing set aside.
 """
 from __future__ import annotations
@@ -274,7 +274,8 @@ class CollectorProcess:
         return cls(name, proc, port, out)
 
     def settled(self) -> int | None:
-        """Readings stored, found duplicate or set aside so far; None until the metrics answer."""
+        """Readings stored or set aside so far; None until the metrics answer. A duplicate (a message
+        redelivered after a reconnect) settles nothing new: the drain is over when every reading is in."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
                 text = r.read().decode()
@@ -282,7 +283,7 @@ class CollectorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"collector {self.name} exited: {self.out.read_text()[-2000:]}") from None
             return None
-        values = dict(re.findall(r"^smartmeter_collector_(stored|duplicates|dead_letters)_total (\S+)$", text, re.M))
+        values = dict(re.findall(r"^smartmeter_collector_(stored|dead_letters)_total (\S+)$", text, re.M))
         return sum(int(float(v)) for v in values.values())
 
     def stop(self) -> tuple[int, ...]:
@@ -323,6 +324,13 @@ class CollectorDrain:
     peak_mb: list[float]
     broker_cpu_s: float
     db_cpu_s: float | None
+    logs: list[Path] = field(default_factory=list)
+
+    def complaints(self, limit: int = 10) -> list[str]:
+        """The collectors' warnings and errors: why a reading was not stored."""
+        lines = [line for log in self.logs for line in log.read_text(errors="replace").splitlines()
+                 if " WARNING " in line or " ERROR " in line or " CRITICAL " in line or line.startswith("messages ")]
+        return lines[-limit:]
 
     @property
     def rate(self) -> float:
@@ -368,10 +376,15 @@ def drain_collectors(broker: LocalMosquitto, url: str, names: list[str], b: Back
     finally:
         totals = [p.stop() for p in procs]
     return CollectorDrain(sum(now) - sum(base), t1 - t0, [b - a for a, b in zip(cpu0, cpu1)],
-                          [b - a for a, b in zip(base, now)], totals, peak, broker_cpu, db_cpu)
+                          [b - a for a, b in zip(base, now)], totals, peak, broker_cpu, db_cpu, [p.out for p in procs])
 
 
 # ----------------------------------------------------------------- the figures
+def _explain(check: StoreCheck, drain: CollectorDrain) -> None:
+    if not check.exact:
+        print("    the collectors said:\n      " + "\n      ".join(drain.complaints()))
+
+
 def _run_dir(workdir: Path) -> Path:
     """A fresh broker (and its sessions) and fresh collector logs for each drain."""
     return Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
@@ -415,6 +428,7 @@ def bench_capacity(url: str, meters: int, stored_windows: int, workdir: Path,
             bare_rate = bare.messages * b.readings / len(b.messages) / max(bare.seconds, 1e-9)
             fig = CapacityFigure(b.shape, bare_rate, col, territory.check(b))
             out.append(fig)
+            _explain(fig.check, col)
             print(f"  {b.shape}: {b.readings:,} readings in {len(b.messages):,} messages queued ({took:.0f} s to publish); "
                   f"{_load()}")
             print(f"    bare subscriber {bare_rate:,.0f} readings/s ({1000 * bare.cpu_s / b.readings:.3f} CPU s per 1,000); "
@@ -462,6 +476,7 @@ def bench_scaling(url: str, meters: int, stored_windows: int, workdir: Path, cou
                   + f"; all parties {parties / max(d.seconds, 1e-9):.2f} cores busy, "
                   f"{d.readings / max(parties, 1e-9):,.0f} readings per CPU second; {_load()}")
             print(f"    {fig.check}; collectors: stored {d.stored:,}, duplicates {d.duplicates:,}, refused {d.refused:,}")
+            _explain(fig.check, d)
     finally:
         territory.close()
     return out
@@ -481,8 +496,11 @@ def bench_memory(url_for, sizes: list[int], workdir: Path) -> list[float]:
                 publish(broker, b)
                 d = drain_collectors(broker, url, ["bench-mem"], b, run)
             peaks.append(d.peak_mb[0])
+            check = territory.check(b)
             print(f"  {meters:,}-meter window: collector peak resident memory {d.peak_mb[0]:,.0f} MB (goal under 300 MB "
-                  f"per million meters), {d.rate:,.0f} readings/s; {territory.check(b)}; {_load()}")
+                  f"per million meters), {d.rate:,.0f} readings/s; {check}; collector: stored {d.stored:,}, "
+                  f"duplicates {d.duplicates:,}, refused {d.refused:,}; {_load()}")
+            _explain(check, d)
         finally:
             territory.close()
     if len(sizes) > 1:
