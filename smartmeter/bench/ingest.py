@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from appliance.clock import JST, SystemClock, floor_to, iso
+from appliance.clock import SystemClock, floor_to, iso
 from cloud.mqtt import connect, disconnect, make_client, start_subscriber
 from cloud.outage.collector import TOPICS
 from cloud.outage.model import Reading
-from cloud.outage.storage import Storage, open_storage
+from cloud.outage.storage import open_storage
 from cloud.outage.storage.database import statement
 from cloud.outage.topology import FleetSpec, concentrator_of, meter_id, registrations
 from devkit.mosquitto import LocalMosquitto
@@ -123,7 +123,7 @@ class Territory:
         self.expected_total += self.spec.meters
         return backlog(self.spec, end, batched)
 
-    def check(self, b: Backlog) -> "StoreCheck":
+    def check(self, b: Backlog) -> StoreCheck:
         """Count the window's readings in the store: every meter once, none twice."""
         meters = [m for (m,) in self.storage._query(WINDOW_KEYS, {"seq": b.seq})]
         return StoreCheck(len(meters), len(set(meters)), b.readings, self.storage.reading_count(), self.expected_total)
@@ -263,7 +263,7 @@ class CollectorProcess:
     out: Path
 
     @classmethod
-    def start(cls, broker: LocalMosquitto, url: str, name: str, workdir: Path) -> "CollectorProcess":
+    def start(cls, broker: LocalMosquitto, url: str, name: str, workdir: Path) -> CollectorProcess:
         port = free_port()
         out = workdir / f"{name}.log"
         with open(out, "ab") as log:
@@ -283,7 +283,7 @@ class CollectorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"collector {self.name} exited: {self.out.read_text()[-2000:]}") from None
             return None
-        values = dict(re.findall(r"^smartmeter_collector_(stored|dead_letters)_total (\S+)$", text, re.M))
+        values = dict(re.findall(r"^smartmeter_collector_(stored|dead_letters)_total (\S+)$", text, re.MULTILINE))
         return sum(int(float(v)) for v in values.values())
 
     def stop(self) -> tuple[int, ...]:
