@@ -79,7 +79,7 @@ def register(groups) -> None:
                          description="Drains a queued window of readings into a territory already holding data: one "
                                      "collector process vs a bare subscriber (ratio), per message and in concentrator "
                                      "batches; then 1, 2, 3 collector processes on PostgreSQL with CPU per reading.")
-    p.add_argument("--meters", type=int, default=20_000, help="fleet size: readings in each queued window (default 20,000)")
+    p.add_argument("--meters", type=int, default=50_000, help="fleet size: readings in each queued window (default 50,000)")
     p.add_argument("--stored-windows", type=int, default=4, help="windows stored before the backlog (default 4)")
     p.add_argument("--db", nargs="*", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"],
                    help="databases for the capacity ratio (default both; none: skip it)")
