@@ -7,6 +7,9 @@
 
 Messages are acknowledged (QoS 1, manual ack) only after the batch holding them is committed: a
 collector that dies loses nothing, the broker redelivers and the database drops the duplicates.
+A full batch is committed by the flush thread while the MQTT thread goes on receiving the next one
+(the database works while Python parses); only when ``FLUSH_AHEAD`` batches wait does the MQTT thread
+stop to commit them itself, which holds the broker back and bounds the memory.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status", "meters/+/alerts", "meters/+/contracts")
 MAX_TOPIC = 200  # characters of a topic kept with a dead letter
 PRUNE_EVERY = timedelta(minutes=1)
+FLUSH_AHEAD = 4  # batches received ahead of the database before the MQTT thread waits for it
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Collector:
         self._flush_lock = threading.Lock()
         self._readings: list[Reading] = []
         self._batched: list[tuple[str, list[Reading]]] = []  # (concentrator id, its readings): vouched at flush
+        self._batched_readings = 0  # readings in _batched, kept as they come: counted on every message
         self._alerts: list[MeterAlertEvent] = []  # for the customers: e-mailed through the notifications
         self._statuses: list[StatusEvent] = []
         self._contracts: list[tuple[str, int, datetime, dict]] = []
@@ -129,6 +134,7 @@ class Collector:
         self._acks: list[tuple[int, int]] = []  # (mid, qos) in arrival order: MQTT wants PUBACKs in order
         self._client: paho.Client | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a batch is full: the flush thread commits it now
         self._flusher: threading.Thread | None = None
         self._last_window: datetime | None = None
         self._log_gate = LogGate()
@@ -196,13 +202,14 @@ class Collector:
                 self._readings.extend(readings)
             elif readings:
                 self._batched.append((concentrator, readings))
+                self._batched_readings += len(readings)
             full = self._pending_count() >= self.batch_size
         self.stats.readings += len(readings)
         if full and self._client is None:
             self.flush()  # without MQTT nobody else flushes on size
 
     def _pending_count(self) -> int:
-        return len(self._readings) + sum(len(b) for _, b in self._batched) + len(self._dead) + len(self._alerts) + len(self._contracts)
+        return len(self._readings) + self._batched_readings + len(self._dead) + len(self._alerts) + len(self._contracts)
 
     def pending(self) -> tuple[list[Reading], list[StatusEvent]]:
         """Received but not yet committed (a copy)."""
@@ -219,6 +226,7 @@ class Collector:
             with self._lock:
                 readings, self._readings = self._readings, []
                 batched, self._batched = self._batched, []
+                self._batched_readings = 0
                 alerts, self._alerts = self._alerts, []
                 contracts, self._contracts = self._contracts, []
                 statuses, self._statuses = self._statuses, []
@@ -236,6 +244,7 @@ class Collector:
                 with self._lock:
                     self._readings[:0], self._statuses[:0], self._dead[:0], self._acks[:0] = readings, statuses, dead, acks
                     self._batched[:0] = batched
+                    self._batched_readings += sum(len(b) for _, b in batched)
                     self._alerts[:0] = alerts
                     self._contracts[:0] = contracts
                 return 0
@@ -386,9 +395,11 @@ class Collector:
                 with self._lock:
                     if msg.qos:
                         self._acks.append((msg.mid, msg.qos))
-                    full = self._pending_count() >= self.batch_size
-                if full:
-                    self.flush()
+                    pending = self._pending_count()
+                if pending >= FLUSH_AHEAD * self.batch_size:
+                    self.flush()  # the database is behind: wait for it (the broker holds the rest)
+                elif pending >= self.batch_size:
+                    self._wake.set()
             except BaseException as exc:  # this thread must not die silently: fail loudly instead
                 self.fail(f"the MQTT thread cannot go on: {exc!r}")
                 raise
@@ -396,6 +407,7 @@ class Collector:
         client.on_message = on_message
         self._client = client
         self._stop.clear()
+        self._wake.clear()
         self._flusher = threading.Thread(target=self._flush_loop, name="collector-flush", daemon=True)
         self._flusher.start()
         start_subscriber(client, broker, [(prefix + t, qos) for t in TOPICS],
@@ -414,12 +426,16 @@ class Collector:
         return not self.failed.is_set() and (self._client is None or thread is None or thread.is_alive())
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(self.flush_interval_s):
-            self.flush()
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            if not self._stop.is_set():
+                self.flush()
 
     def stop(self, flush: bool = True) -> None:
         """``flush=False`` is a crash: whatever is pending is neither stored nor acknowledged."""
         self._stop.set()
+        self._wake.set()
         if self._flusher:
             self._flusher.join()
         if flush:

@@ -1,5 +1,5 @@
-"""``smartmeter bench appliance|cards|ui|cloud|manager|email|web|soak``: benchmarks that print figures and ratios, each
-against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
+"""``smartmeter bench appliance|cards|ui|cloud|ingest|manager|email|web|soak``: benchmarks that print figures and
+ratios, each against a bare baseline measured in the same run. Nothing asserts them; docs/benchmarks.md keeps
 the recorded runs. Each benchmark module is imported only when its command runs."""
 from __future__ import annotations
 
@@ -75,6 +75,20 @@ def register(groups) -> None:
     p.add_argument("--db", default=None,
                    help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
     p.set_defaults(func=lambda args: _run("cloud", "main", args))
+
+    p = bench.add_parser("ingest", help="collector capacity from a queued backlog; scaling over collector processes",
+                         description="Drains a queued window of readings into a territory already holding data: one "
+                                     "collector process vs a bare subscriber (ratio), per message and in concentrator "
+                                     "batches; then 1, 2, 3 collector processes on PostgreSQL with CPU per reading.")
+    p.add_argument("--meters", type=int, default=50_000, help="fleet size: readings in each queued window (default 50,000)")
+    p.add_argument("--stored-windows", type=int, default=4, help="windows stored before the backlog (default 4)")
+    p.add_argument("--db", nargs="*", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"],
+                   help="databases for the capacity ratio (default both; none: skip it)")
+    p.add_argument("--collectors", type=int, nargs="*", default=[1, 2, 3],
+                   help="collector processes for the scaling figure on PostgreSQL (default 1 2 3; none: skip it)")
+    p.add_argument("--memory-meters", type=int, nargs="*", default=[],
+                   help="fleet sizes for the collector's peak memory, e.g. 100000 1000000 (default: skipped)")
+    p.set_defaults(func=lambda args: _run("ingest", "main", args))
 
 
     p = bench.add_parser("manager", help="outage manager: tick time over a large fleet in a storm",
