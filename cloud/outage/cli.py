@@ -102,9 +102,9 @@ def cmd_collector(args) -> int:
         if not c.healthy:  # exit non-zero, so systemd restarts it
             log.critical("collector cannot go on: %s", c.failure or "its MQTT thread ended")
             return 1
-        table2 = c.poll_window()
-        if table2 is not None:
-            log.info("window ending %s: %d meters without communication (Table 2)", table2.window_end, len(table2.meter_ids))
+        closed = c.poll_window()
+        if closed is not None:
+            log.info("window ending %s: %d meters without communication (Table 2)", closed.window_end, closed.silent)
     c.stop()
     if metrics:
         metrics.shutdown()

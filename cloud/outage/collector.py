@@ -106,6 +106,14 @@ class NoCommunicationList:
     meter_ids: list[str]
 
 
+@dataclass(frozen=True)
+class WindowClosed:
+    """A window's grace period is over: how many meters are on its Table 2."""
+
+    window_end: datetime
+    silent: int
+
+
 @dataclass
 class Timing:
     period: timedelta = timedelta(minutes=30)  # the measurement interval
@@ -372,13 +380,15 @@ class Collector:
         self.flush()
         return NoCommunicationList(end, self.storage.no_communication(end))
 
-    def poll_window(self) -> NoCommunicationList | None:
-        """Table 2 once per window, right after its grace period."""
+    def poll_window(self) -> WindowClosed | None:
+        """Once per window, right after its grace period: how many meters are on its Table 2 (a count:
+        after a collector outage every meter is, and the list would cost memory per meter)."""
         end = self.latest_closed_window()
         if end == self._last_window:
             return None
         self._last_window = end
-        return self.no_communication()
+        self.flush()
+        return WindowClosed(end, self.storage.no_communication_count(end))
 
     # ----- MQTT
     def start(self, broker: MqttSection, share_group: str | None = None, persistent: bool = False,

@@ -58,11 +58,10 @@ ALL_KEYS = statement("SELECT meter_id, seq FROM readings ORDER BY meter_id, seq"
 METER_KEYS = statement("SELECT meter_id, seq FROM readings WHERE meter_id = :meter_id ORDER BY seq")
 COMM = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id = :meter_id")
 COMMS = statement(f"SELECT {COLUMNS} FROM meter_comm WHERE meter_id IN :meter_ids", "meter_ids")
-NO_COMMUNICATION = statement(
-    "SELECT meter_id FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
-    "AND (last_interval_end IS NULL OR status_at >= last_interval_end))",
-    "down",
-)
+_SILENT = ("FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
+           "AND (last_interval_end IS NULL OR status_at >= last_interval_end))")
+NO_COMMUNICATION = statement("SELECT meter_id " + _SILENT, "down")
+NO_COMMUNICATION_COUNT = statement("SELECT COUNT(*) " + _SILENT, "down")
 # The literal states match the partial index of schema step 10, so both engines use it.
 _DOWN_LITERALS = ", ".join(repr(s) for s in DOWN_STATES)
 # Two index range scans, disjoint, united: an OR of the two would make either engine scan every meter.
@@ -155,6 +154,11 @@ class Readings(ReadingPartitions):
         """Table 2, the no-communication list: meters whose reading for the window ending at
         ``window_end`` is missing, or whose last word was a last gasp or Last Will."""
         return [r[0] for r in self._query(NO_COMMUNICATION, {"end": window_end.timestamp(), "down": DOWN_STATES})]
+
+    def no_communication_count(self, window_end: datetime) -> int:
+        """How many meters :meth:`no_communication` would list, without building the list (after a
+        collector outage it is the whole fleet)."""
+        return int(self._scalar(NO_COMMUNICATION_COUNT, {"end": window_end.timestamp(), "down": DOWN_STATES}))
 
     def down_candidates(self, window_end: datetime, prefectures: Sequence[str] | None = None) -> list[MeterComm]:
         """Registered meters that may be down: a superset the manager judges row by row; of ``prefectures``

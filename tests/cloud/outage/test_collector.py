@@ -97,7 +97,9 @@ def test_no_communication_list_after_grace(broker, publisher, storage, day_clock
     wait_until(lambda: c.stats.messages == 6, what="messages")
     assert c.poll_window().window_end == w0  # before the grace period: still the previous window
     day_clock.advance(timedelta(minutes=2))
-    table2 = c.poll_window()
+    closed = c.poll_window()
+    assert (closed.window_end, closed.silent) == (w0 + PERIOD, 2)
+    table2 = c.no_communication()
     assert table2.window_end == w0 + PERIOD and sorted(table2.meter_ids) == ["m1", "m3"]
     assert c.poll_window() is None  # once per window
     c.stop()
