@@ -65,12 +65,10 @@ def register(groups) -> None:
                          description="Readings/s stored by store_readings into a territory already holding a day.")
     p.add_argument("--meters", type=int, default=20_000, help="meters per window")
     p.set_defaults(func=lambda args: _run("store", "main", args))
-    p = bench.add_parser("cloud", help="outage pipeline: ingest, detection, power-loss-to-e-mail and e-mail rate",
+    p = bench.add_parser("cloud", help="outage pipeline: live ingest and its TLS cost, dead letters, detection, e-mail rate",
                          description="Starts its own Mosquitto, SMTP sink and database, and prints figures and ratios.")
     p.add_argument("--meters", type=int, default=1_000_000, help="fleet for the detection figure (default 1,000,000)")
     p.add_argument("--ingest", type=int, default=100_000, help="readings for the ingest ratio (default 100,000)")
-    p.add_argument("--area-customers", type=int, default=10_000,
-                   help="customers in the e-mailed area outage (default 10,000)")
     p.add_argument("--emails", type=int, default=2_000, help="e-mails for the e-mail rate ratio (default 2,000)")
     p.add_argument("--db", default=None,
                    help="storage URL; default: a temporary SQLite file ('postgresql' starts a temporary cluster)")
