@@ -22,6 +22,7 @@ import base64
 import hashlib
 import json
 import os
+import pwd
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,7 +138,29 @@ class BrokerDir:
         write_private(self.path / "acl", acl_file(setup.parties).encode())
         (self.path / "mosquitto.conf").write_text(mosquitto_conf(self.path, setup, run_as))
         self.setup_file.write_text(json.dumps({**setup.to_json(), "run_as": run_as}, indent=1))
+        self._hand_to_broker(run_as)
         return setup
+
+    def _hand_to_broker(self, run_as: str | None) -> None:
+        """Started as root, mosquitto drops to its own user (``mosquitto``, or ``run_as``) before it reads
+        the password, ACL and key files: give that user those files (still 0600), a way through the
+        folder (0710, its group) and the state folder it writes. The parties' secrets stay root's."""
+        state = self.path / "state"
+        state.mkdir(exist_ok=True)
+        os.chmod(state, 0o700)
+        if os.geteuid() != 0:
+            return  # mosquitto runs as the user who made the folder
+        try:
+            who = pwd.getpwnam(run_as or "mosquitto")
+        except KeyError:
+            return  # no such user: mosquitto stays root (it warns), and root reads everything
+        if who.pw_uid == 0:
+            return
+        os.chown(self.path, 0, who.pw_gid)
+        os.chmod(self.path, 0o710)
+        for f in (state, self.path / "passwd", self.path / "acl", self.path / "tls" / "broker.key"):
+            if f.exists():
+                os.chown(f, who.pw_uid, who.pw_gid)
 
     def hashes(self) -> dict[str, str]:
         """Each account's ``$7$`` hash, by user name, as in ``passwd``."""
@@ -198,7 +221,7 @@ def mosquitto_conf(folder: Path, setup: BrokerSetup, run_as: str | None) -> str:
         f"max_packet_size {MAX_PACKET_SIZE}",
         "max_queued_messages 0",
         "persistence true",
-        f"persistence_location {folder}/",
+        f"persistence_location {folder / 'state'}/",  # the one place the broker writes
         "log_dest stderr",
         "log_type error",
         "log_type warning",

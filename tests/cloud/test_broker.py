@@ -3,7 +3,13 @@ with and without mutual TLS. Each party connects with the settings file the comm
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import socket
 import stat
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,8 +20,9 @@ import pytest
 from appliance.config import load_mqtt_config
 from appliance.errors import ConfigError
 from appliance.mqtt_settings import apply_settings
-from cloud.broker import BrokerDir, Party
+from cloud.broker import BrokerDir, BrokerSetup, Party
 from devkit.mosquitto import LocalMosquitto
+from devkit.ports import free_port
 
 PARTIES = (Party("meter", "M1"), Party("meter", "M2"), Party("company", "A"), Party("company", "B"),
            Party("operator", "collector"))
@@ -144,3 +151,44 @@ def test_an_account_added_to_a_running_broker_works_after_its_reload(tmp_path):
         assert op.got == [("meters/LATE-1/interval", b"{}")]
         op.close()
         meter.close()
+
+
+@pytest.fixture
+def etc():
+    """A folder other users may pass through, as /etc is (pytest's own folders are root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="etc-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mosquitto"), reason="needs root and mosquitto")
+def test_a_broker_folder_made_by_root_runs_under_mosquittos_own_user(etc):
+    """As the README has an installer do it: `broker init` as root, then `mosquitto -c` as root, which
+    drops to the mosquitto user before it reads the password, ACL and key files."""
+    folder = etc / "broker"
+    BrokerDir(folder).init(BrokerSetup(free_port(), "localhost", "127.0.0.1", True, PARTIES))
+    broker = subprocess.Popen(["mosquitto", "-c", str(folder / "mosquitto.conf")], stderr=subprocess.PIPE)
+    try:
+        meter = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (meter and meter.connected) and broker.poll() is None:
+            meter = Client(folder, "M1") if _listening(BrokerDir(folder).load().port) else None
+            time.sleep(0.1)
+        assert broker.poll() is None, broker.stderr.read().decode()
+        assert meter is not None and meter.connected
+        meter.close()
+    finally:
+        broker.terminate()
+        broker.wait(10)
+    owner = pwd.getpwnam("mosquitto").pw_uid
+    brokers = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.stat().st_uid == owner}
+    assert {"passwd", "acl", "tls/broker.key", "state"} <= brokers <= {"passwd", "acl", "tls/broker.key", "state",
+                                                                     "state/mosquitto.db"}
+    assert all(p.stat().st_uid == 0 and stat.S_IMODE(p.stat().st_mode) == 0o600
+               for p in (folder / "parties").iterdir() if p.suffix in (".secret", ".key"))
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
