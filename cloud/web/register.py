@@ -109,8 +109,8 @@ def registration_errors(form: RegistrationForm, record: Registration | None, t) 
         errors["postal_code"] = t("err_postal_format")
     elif address is None:
         errors["postal_code"] = t("err_postal_unknown")
-    elif address.districts and form.district not in address.districts:
-        errors["district"] = t("err_district")
+    elif address.districts and form.district not in address.districts and (form.district or len(address.districts) > 1):
+        errors["district"] = t("err_district")  # a code's sole district is the customer's even if not yet shown
     elif matches and not address.agrees_with(record.area):
         errors["postal_code"] = t("err_postal_area")
     return errors
