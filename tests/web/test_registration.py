@@ -49,7 +49,7 @@ def fill_registration(page, site, meter=METER, customer=CUSTOMER, postal="730-00
     page.fill("#postal_code", postal)
     page.fill("#street", "1-2-3 基町ハイツ101")
     if postal and script:  # the address found, as a person sees it before going on
-        page.wait_for_function("document.getElementById('city').value !== ''")
+        expect(page.locator("#city")).not_to_have_value("")
 
 
 def link_in(message, path: str) -> str:
