@@ -22,7 +22,7 @@ Frozen like :mod:`.schema_v1`: a later change is a new step.
 """
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 DOWN = "('power_fail', 'offline')"  # the states of MeterState.POWER_FAIL and OFFLINE, as step 10 wrote them
 

@@ -15,13 +15,13 @@ from cloud.outage.model import Area, DaEvent, MeterState, OutageKind, OutageStat
 from cloud.outage.regions import (
     OutsideRegion,
     RegionMapError,
-    lock_for_judging,
     load_region_map,
+    lock_for_judging,
     region_map,
     region_named,
 )
 from cloud.outage.storage import open_storage
-from cloud.outage.topology import CITIES, FleetSpec, area_of, area_meters, meter_id, registration, registrations
+from cloud.outage.topology import CITIES, FleetSpec, area_meters, area_of, meter_id, registration, registrations
 
 TIMING = Timing(timedelta(minutes=30), timedelta(minutes=2))
 REGIONS = region_map({"west": ["広島県", "山口県"], "east": ["岡山県", "鳥取県", "島根県"]})
