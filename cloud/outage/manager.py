@@ -139,7 +139,7 @@ class OutageManager:
         reuse = previous if closed == self._judged_window else {}
         out: dict[str, Judgement] = {}
         judged: dict[str, tuple[tuple, Judgement | None]] = {}
-        for row in self.storage.down_candidate_rows(closed, self.region.prefectures if self.region else None):
+        for row in self.storage.down_candidate_rows(closed, self.roster.prefectures):
             meter = row[0]
             found = reuse.get(meter)
             if found is None or found[0] != row:  # judged only when its evidence changed in this window

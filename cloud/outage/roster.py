@@ -28,6 +28,7 @@ class Roster:
     version: int | None = None  # the registrations' change counter this roster was loaded at
     sizes: dict[str, int] = field(default_factory=dict)  # area -> customers
     concentrators: dict[str, dict[str, int]] = field(default_factory=dict)  # area -> concentrator -> meters
+    prefectures: tuple[str, ...] = ()  # whose down candidates the manager reads
     _placed: dict[str, Placement | None] = field(default_factory=dict)  # meter -> where (None: unregistered)
 
     def refresh(self, storage: Storage) -> bool:
@@ -43,6 +44,8 @@ class Roster:
             sizes[area] = sizes.get(area, 0) + n
             concentrators.setdefault(area, {})[conc] = n
         self.version, self.sizes, self.concentrators = version, sizes, concentrators
+        # the whole territory reads every registered prefecture's candidates, a range each, as a region does
+        self.prefectures = self.region.prefectures if self.region else tuple(sorted({a.split("/", 1)[0] for a in sizes}))
         self._placed.clear()  # a meter may have moved area or concentrator
         return True
 

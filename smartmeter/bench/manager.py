@@ -9,7 +9,8 @@ e-mails queued), the steady ticks after it, and one where a hundred homes come b
 Each manager runs in a process of its own that holds nothing else, so its resident memory is the
 manager's (the interpreter's share is printed beside it). With ``--regions N`` the fleet's
 prefectures are split into N regions and each region's manager is timed on its own, after the whole
-territory's manager on a copy of the same database: the ratio of the two is measured in one run."""
+territory's manager on a copy of the same database: the ratio of the two is measured in one run, beside
+each region's share of the down candidates (its tick should shrink with that share)."""
 from __future__ import annotations
 
 import logging
@@ -17,6 +18,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -82,6 +84,7 @@ class Run:
     ticks: list[tuple[str, float, int]]
     baseline_mb: float  # after imports and opening the database, before the manager
     peak_mb: float
+    candidates: int  # the down candidates its steady tick reads (its region's only)
 
     @property
     def steady(self) -> list[float]:
@@ -117,11 +120,12 @@ def _manager_process(url: str, region: Region | None, back: list[str], out) -> N
     for _ in range(STEADY):
         clock.advance(2)
         tick("steady tick (nothing changed)")
+    candidates = len(storage.down_candidate_rows(manager.closed_window(clock.now()), manager.roster.prefectures))
     storage.store_readings([Reading(m, 2, END, END + TIMING.period, "{}") for m in back], clock.now())
     clock.advance(2)
     tick(f"tick after {len(back)} homes came back")
     storage.close()
-    out.put(Run(region.name if region else "whole territory", ticks, baseline, _memory_mb("VmHWM")))
+    out.put(Run(region.name if region else "whole territory", ticks, baseline, _memory_mb("VmHWM"), candidates))
 
 
 def _run(url: str, region: Region | None, storm: list[str]) -> Run:
@@ -136,7 +140,7 @@ def _run(url: str, region: Region | None, storm: list[str]) -> Run:
 
 
 def _print(run: Run, meters: int) -> None:
-    print(f"  {run.name}:")
+    print(f"  {run.name} ({run.candidates:,} down candidates read per tick):")
     for what, t, n in run.ticks:
         print(f"    {what:<44} {t:7.3f} s  ({n:,} outages changed)")
     own = run.peak_mb - run.baseline_mb
@@ -181,6 +185,10 @@ def bench(url: str, meters: int, storm_areas: int, regions: int, pg: TempPostgre
     slowest = max(max(r.steady) for r in runs)
     print(f"  steady tick: the slowest region's {slowest:.3f} s against the whole territory's {max(whole.steady):.3f} s "
           f"(ratio {slowest / max(whole.steady):.2f}); load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    whole_tick = statistics.median(whole.steady)
+    for run in runs:  # a region's tick should shrink with its share of the candidates, not of the fleet
+        print(f"  {run.name}: {run.candidates / whole.candidates:.0%} of the candidates, median steady tick "
+              f"{statistics.median(run.steady) / whole_tick:.2f} of the whole territory's")
 
 
 def main(args) -> int:

@@ -34,6 +34,7 @@ from . import (
     schema_v8,
     schema_v9,
     schema_v10,
+    schema_v11,
 )
 from .database import Database
 
@@ -63,6 +64,8 @@ STEPS: tuple[Step, ...] = (
          schema_v9.apply),
     Step(10, "indexes on meter_comm's last reading and last gasps: the manager's down candidates without a scan",
          schema_v10.apply),
+    Step(11, "meter_comm.prefecture, kept by triggers from the registrations; step 10's indexes led by it: "
+             "a region's manager reads only its own down candidates", schema_v11.apply),
 )
 
 _metadata = MetaData()

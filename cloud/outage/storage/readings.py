@@ -62,24 +62,31 @@ _SILENT = ("FROM meter_comm WHERE last_interval_end < :end OR (status IN :down "
            "AND (last_interval_end IS NULL OR status_at >= last_interval_end))")
 NO_COMMUNICATION = statement("SELECT meter_id " + _SILENT, "down")
 NO_COMMUNICATION_COUNT = statement("SELECT COUNT(*) " + _SILENT, "down")
-# The literal states match the partial index of schema step 10, so both engines use it.
+# The literal states match the partial index of schema step 11, so both engines use it.
 _DOWN_LITERALS = ", ".join(repr(s) for s in DOWN_STATES)
-# Two index range scans, disjoint, united: an OR of the two would make either engine scan every meter.
-_EVIDENCE = (
-    f"SELECT {COLUMNS} FROM meter_comm WHERE last_interval_end < :stale_before UNION ALL "
-    f"SELECT {COLUMNS} FROM meter_comm WHERE status IN ({_DOWN_LITERALS}) AND last_interval_end >= :fresh_from"
-)
+REGISTERED_PREFECTURES = statement("SELECT DISTINCT prefecture FROM places")
 
 
 @lru_cache(maxsize=64)
-def down_candidates_sql(prefectures: tuple[str, ...] | None) -> TextClause:
-    """The registered meters that may be down, of these prefectures only (None: all). The candidates come
-    from the evidence's indexes, then each one's registration by key: the cost follows the candidates, not
-    the fleet. A correlated subquery, not a join: PostgreSQL would hash-join a join, reading every
-    registration to find a few thousand. The prefectures are binds: a region's statement is compiled once."""
-    registered = "(SELECT r.prefecture FROM registrations r WHERE r.meter_id = c.meter_id)"
-    region = "IS NOT NULL" if prefectures is None else f"IN ({', '.join(f':p{i}' for i in range(len(prefectures)))})"
-    return statement(f"SELECT {COLUMNS} FROM ({_EVIDENCE}) c WHERE {registered} {region}")
+def down_candidates_sql(prefectures: int) -> TextClause:
+    """The registered meters of ``prefectures`` prefectures (bound in order, twice) that may be down.
+
+    Two index range scans per prefecture, disjoint, united: the stale (newest reading older than the
+    closed window) through ``(prefecture, last_interval_end)``, the last gasps and Last Wills newer than
+    it through the partial ``(prefecture, status)``; an OR of the two would make either engine scan every
+    meter. The evidence carries its registration's prefecture (schema step 11), so the cost follows the
+    region's own candidates: an unregistered meter's is NULL, never in the list. The prefectures are
+    binds: a region's statement is compiled once."""
+    def region(tag: str) -> str:
+        return f"prefecture IN ({', '.join(f':{tag}{i}' for i in range(prefectures))})"
+
+    return statement(
+        f"SELECT {COLUMNS} FROM meter_comm WHERE {region('s')} AND last_interval_end < :stale_before UNION ALL "
+        f"SELECT {COLUMNS} FROM meter_comm WHERE {region('d')} AND status IN ({_DOWN_LITERALS}) "
+        # unary + keeps SQLite off (prefecture, last_interval_end) here: that range is the region's every
+        # meter heard this window; PostgreSQL picks the partial index anyway
+        "AND +last_interval_end >= :fresh_from"
+    )
 
 
 def _comm(row: Sequence[Any]) -> MeterComm:
@@ -162,7 +169,7 @@ class Readings(ReadingPartitions):
 
     def down_candidates(self, window_end: datetime, prefectures: Sequence[str] | None = None) -> list[MeterComm]:
         """Registered meters that may be down: a superset the manager judges row by row; of ``prefectures``
-        only if given (a region's manager).
+        only (a region's manager), or of every prefecture registrations name.
 
         Monitoring starts at a meter's first reading: a meter never heard from is not "silent"."""
         return [_comm(r) for r in self.down_candidate_rows(window_end, prefectures)]
@@ -171,9 +178,15 @@ class Readings(ReadingPartitions):
                             prefectures: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
         """:meth:`down_candidates` as the rows stored, for a caller that judges only the rows that changed
         (:meth:`comm_of` makes one a :class:`MeterComm`)."""
-        region = None if prefectures is None else tuple(prefectures)
+        region = self.registered_prefectures() if prefectures is None else list(prefectures)
+        if not region:
+            return []
         end = window_end.timestamp()
-        return self._rows(down_candidates_sql(region), [end, end, *(region or ())])
+        return self._rows(down_candidates_sql(len(region)), [*region, end, *region, end])
+
+    def registered_prefectures(self) -> list[str]:
+        """Every prefecture an imported registration named (the operators' search lists their areas)."""
+        return sorted(p for (p,) in self._query(REGISTERED_PREFECTURES))
 
     @staticmethod
     def comm_of(row: Sequence[Any]) -> MeterComm:

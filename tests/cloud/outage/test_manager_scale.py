@@ -94,24 +94,38 @@ def test_a_tick_reads_as_much_for_20000_meters_as_for_2000(storage_url, request,
     assert large[3] == large[4] and large[3]["all"] < large[0]["all"]  # settled: less than judging
 
 
+def _plan(storage, region: list[str], end) -> str:
+    sql = str(down_candidates_sql(len(region)).compile(dialect=storage._engine.dialect))
+    with storage.driver_connection() as conn:
+        if storage.dialect == "postgresql":
+            conn.execute("ANALYZE")
+            return " / ".join(row[0] for row in conn.execute("EXPLAIN " + sql, (*region, end, *region, end)))
+        return " / ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (*region, end, *region, end)))
+
+
 def test_the_down_candidates_are_read_through_the_evidence_indexes(storage, day_clock):
-    """Schema step 10: both engines read the down candidates by index range scans and each candidate's
-    registration by its key; neither scans every meter nor every registration."""
+    """Schema step 11: both engines read a region's down candidates by index range scans, one per
+    prefecture, in the indexes led by the prefecture; neither scans every meter, nor reads a registration."""
     meters = 5_000
     storage.upsert_registrations(registrations(FleetSpec(meters=meters)))
     end = ceil_to(day_clock.now(), TIMING.period)
     read(storage, [meter_id(n) for n in range(meters) if n % 1000], 1, end)  # five silent
     read(storage, [meter_id(n) for n in range(0, meters, 1000)], 1, end - TIMING.period)
     storage.store_statuses([StatusEvent(meter_id(1), MeterState.POWER_FAIL, end + timedelta(minutes=1))], end)
-    for region in (None, ("広島県",)):
-        sql = str(down_candidates_sql(region).compile(dialect=storage._engine.dialect))
-        params = (end.timestamp(), end.timestamp(), *(region or ()))
-        with storage.driver_connection() as conn:
-            if storage.dialect == "postgresql":
-                conn.execute("ANALYZE")
-            plan = " / ".join(str(row[-1] if storage.dialect == "sqlite" else row[0])
-                              for row in conn.execute(("EXPLAIN QUERY PLAN " if storage.dialect == "sqlite" else "EXPLAIN ")
-                                                      + sql, params).fetchall())
-        assert "meter_comm_last_end" in plan and "meter_comm_down" in plan, plan
-        assert not re.search(r"Seq Scan|\bSCAN (meter_comm|registrations|r)\b", plan), plan
-    assert {c.meter_id for c in storage.down_candidates(end)} == {meter_id(n) for n in range(0, meters, 1000)} | {meter_id(1)}
+    everywhere = storage.registered_prefectures()
+    assert len(everywhere) == 5
+    for region in (everywhere, ["広島県"]):
+        plan = _plan(storage, region, end.timestamp())
+        if storage.dialect == "sqlite":
+            assert "INDEX meter_comm_prefecture_last_end (prefecture=? AND last_interval_end<?)" in plan, plan
+            assert "INDEX meter_comm_prefecture_down (prefecture=?" in plan, plan
+        else:
+            assert re.search(r"Index Scan (on|using) meter_comm_prefecture_last_end\b[^/]* / +Index Cond: "
+                             r"\(\(prefecture = [^/]* AND \(last_interval_end < ", plan), plan
+            assert "meter_comm_prefecture_down" in plan, plan
+        assert not re.search(r"Seq Scan|\bSCAN meter_comm\b|registrations", plan), plan
+    silent = {meter_id(n) for n in range(0, meters, 1000)} | {meter_id(1)}
+    assert {c.meter_id for c in storage.down_candidates(end)} == silent
+    hiroshima = storage.registrations(sorted(silent))
+    assert {c.meter_id for c in storage.down_candidates(end, ["広島県"])} == {
+        m for m, r in hiroshima.items() if r.area.prefecture == "広島県"} != set()

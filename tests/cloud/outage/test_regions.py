@@ -3,6 +3,7 @@ never touch the other's; managers of one region take turns; the region map is ch
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,17 +11,17 @@ import pytest
 from appliance.clock import ceil_to
 from cloud.outage.collector import Timing
 from cloud.outage.manager import ManagerConfig, OutageManager
-from cloud.outage.model import DaEvent, MeterState, OutageKind, OutageStatus, Reading, StatusEvent
+from cloud.outage.model import Area, DaEvent, MeterState, OutageKind, OutageStatus, Reading, StatusEvent
 from cloud.outage.regions import (
     OutsideRegion,
     RegionMapError,
-    lock_for_judging,
     load_region_map,
+    lock_for_judging,
     region_map,
     region_named,
 )
 from cloud.outage.storage import open_storage
-from cloud.outage.topology import CITIES, FleetSpec, area_of, area_meters, meter_id, registrations
+from cloud.outage.topology import CITIES, FleetSpec, area_meters, area_of, meter_id, registration, registrations
 
 TIMING = Timing(timedelta(minutes=30), timedelta(minutes=2))
 REGIONS = region_map({"west": ["広島県", "山口県"], "east": ["岡山県", "鳥取県", "島根県"]})
@@ -96,6 +97,34 @@ def test_a_region_refuses_input_about_another_regions_areas(regional):
     assert storage.da_events() == []
     assert storage.outages() == before
     assert managers["east"].report_da(DaEvent(east_outage.area, "outage", clock.now(), "da-1")).id == east_outage.id
+
+
+def _candidates(manager, storage) -> set[str]:
+    """The meters a region's manager reads as possibly down, as its tick reads them."""
+    closed = manager.closed_window(manager.clock.now())
+    return {c.meter_id for c in storage.down_candidates(closed, manager.region.prefectures)}
+
+
+def test_an_import_that_moves_meters_to_another_prefecture_moves_their_evidence(regional):
+    """Each meter's evidence carries its registration's prefecture (schema step 11): an import that moves
+    a down area's homes to another region's prefecture hands them to that region's manager, and a meter
+    heard before it was registered joins its region when its registration arrives."""
+    managers, storage, clock = regional
+    moved = [meter_id(n) for n in area_meters(SPEC, DOWN_AREAS["west"][0])]  # 広島県, all gasping
+    assert set(moved) <= _candidates(managers["west"], storage) and not set(moved) & _candidates(managers["east"], storage)
+    okayama = area_of(DOWN_AREAS["east"][0])
+    new_home = Area(okayama.prefecture, okayama.city, "移転先1丁目")
+    storage.upsert_registrations([replace(registration(SPEC, int(m[2:])), area=new_home) for m in moved])
+    assert not set(moved) & _candidates(managers["west"], storage) and set(moved) <= _candidates(managers["east"], storage)
+    assert _areas(managers["west"].tick()) == _keys("west") - {area_of(DOWN_AREAS["west"][0]).key}
+    assert _areas(managers["east"].tick()) == _keys("east") | {new_home.key}
+    # heard, then silent, before its registration: no region's until it is registered
+    stranger = "SM9999999"
+    end = managers["west"].closed_window(clock.now())
+    storage.store_readings([Reading(stranger, 1, end - 2 * TIMING.period, end - TIMING.period, "{}")], end)
+    assert stranger not in _candidates(managers["west"], storage) | _candidates(managers["east"], storage)
+    storage.upsert_registrations([replace(registration(SPEC, 0), meter_id=stranger)])  # 広島県
+    assert stranger in _candidates(managers["west"], storage)
 
 
 def _tick_in_thread(manager) -> threading.Event:

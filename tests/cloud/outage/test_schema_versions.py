@@ -207,6 +207,8 @@ def test_a_database_written_before_versions_keeps_every_row(storage_url):
         # step 3 adds registrations.commissioned_at, not known for a legacy row; step 5 the street, the
         # postal code and the double opt-in's columns, step 6 the distribution system, empty for it
         assert after.pop("registrations") == [row + (None, "", "", None, None, "", "", "") for row in before.pop("registrations")]
+        # step 11 gives each meter's evidence its registration's prefecture
+        assert after.pop("meter_comm") == [row + (AREA.prefecture,) for row in before.pop("meter_comm")]
         assert after == before
         # and the code reads them as the pipeline wrote them
         assert s.registration("SM0000001") == Registration("SM0000001", "C-1", AREA, "CN1", email="c1@example.jp", name="山田 太郎")
