@@ -108,14 +108,14 @@ class Readings(ReadingPartitions):
             return 0
         rx = to_epoch(received_at)
         rows = [
-            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(), _body(r.payload), rx)
+            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(),
+             r.payload if type(r.payload) is str else _body(r.payload), rx)
             for r in readings
         ]
         newest: dict[str, float] = {}
-        for r in readings:
-            end = r.interval_end.timestamp()
-            if newest.get(r.meter_id, float("-inf")) < end:
-                newest[r.meter_id] = end
+        for meter, _, _, end, _, _ in rows:  # epoch seconds taken once: an aware time's costs a conversion
+            if newest.get(meter, float("-inf")) < end:
+                newest[meter] = end
         heard = sorted(newest.items())  # sorted: a stable lock order between writers
         if self.partitioned:
             by_end = {r.interval_end: r for r in readings}  # a batch is mostly one window: check each end once
