@@ -161,7 +161,9 @@ class Collector:
         try:
             if len(parts) != 3:
                 raise MalformedPayload("unexpected topic")
-            if parts[0] == "meters" and parts[2] == "status":
+            if parts[0] == "meters" and parts[2] == "interval":  # the bulk of the traffic: tested first
+                self._add_readings([parse_reading(payload, intake, parts[1])])
+            elif parts[0] == "meters" and parts[2] == "status":
                 if not payload:
                     return  # a cleared retained status
                 event = parse_status(payload, parts[1], intake)
@@ -178,8 +180,6 @@ class Collector:
                 with self._lock:
                     self._contracts.append(state)
                 self.stats.contract_states += 1
-            elif parts[0] == "meters" and parts[2] == "interval":
-                self._add_readings([parse_reading(payload, intake, parts[1])])
             elif parts[0] == "concentrators" and parts[2] == "batch":
                 good = []
                 for raw in parse_batch(payload):
@@ -211,9 +211,8 @@ class Collector:
             elif readings:
                 self._batched.append((concentrator, readings))
                 self._batched_readings += len(readings)
-            full = self._pending_count() >= self.batch_size
         self.stats.readings += len(readings)
-        if full and self._client is None:
+        if self._client is None and self._pending_count() >= self.batch_size:
             self.flush()  # without MQTT nobody else flushes on size
 
     def _pending_count(self) -> int:
@@ -402,10 +401,10 @@ class Collector:
         def on_message(c, userdata, msg):
             try:
                 self.handle(msg.topic, msg.payload)  # never raises for what a sender did
-                with self._lock:
-                    if msg.qos:
+                if msg.qos:
+                    with self._lock:
                         self._acks.append((msg.mid, msg.qos))
-                    pending = self._pending_count()
+                pending = self._pending_count()  # unlocked: only says when to flush, a flush takes all there is
                 if pending >= FLUSH_AHEAD * self.batch_size:
                     self.flush()  # the database is behind: wait for it (the broker holds the rest)
                 elif pending >= self.batch_size:

@@ -56,6 +56,7 @@ class Database:
         self._lock = threading.RLock()
         self._depth = 0
         self._bulk_sql: dict[TextClause, str] = {}
+        self._in_sql: dict[tuple[TextClause, int], str] = {}  # at most one entry per list length up to the chunk
         self._engine = backend.engine()
         self._conn = self._engine.connect()
 
@@ -153,10 +154,33 @@ class Database:
     def _rows(self, sql: TextClause, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """A query's rows as plain tuples straight from the driver: for the hot read of every tick, where
         building SQLAlchemy rows costs more than the query. Binds given positionally, as for ``_executemany``."""
+        return self._driver_rows(self._compiled(sql), params)
+
+    def _rows_in(self, sql: TextClause, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of a query whose one bind is an ``IN`` list (:func:`statement`'s ``expanding``), in
+        bounded lists, straight from the driver: SQLAlchemy renders an expanding bind value by value on
+        every call, which cost the collector's flush more than the look-up. Compiled once per list length."""
+        out: list[tuple[Any, ...]] = []
+        for chunk in chunks(values):
+            out += self._driver_rows(self._expanded(sql, len(chunk)), chunk)
+        return out
+
+    def _expanded(self, sql: TextClause, n: int) -> str:
+        found = self._in_sql.get((sql, n))
+        if found is None:
+            [name] = sql._bindparams  # one bind: the list
+            compiled = sql.bindparams(**{name: [None] * n}).compile(
+                dialect=self._engine.dialect, compile_kwargs={"render_postcompile": True})
+            if compiled.positiontup is None:
+                raise TypeError("an IN list straight to the driver needs a positional paramstyle (qmark, format)")
+            found = self._in_sql[(sql, n)] = str(compiled)
+        return found
+
+    def _driver_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
             cursor = self._conn.connection.driver_connection.cursor()
             try:
-                cursor.execute(self._compiled(sql), tuple(params))
+                cursor.execute(sql, tuple(params))
                 return [tuple(r) for r in cursor.fetchall()]
             finally:
                 cursor.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import chain
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -18,11 +19,6 @@ from .partitions import ReadingPartitions, day_of
 COLUMNS = "meter_id, last_interval_end, reading_rx_at, status, status_at, status_rx_at"
 DOWN_STATES = (MeterState.POWER_FAIL.value, MeterState.OFFLINE.value)
 
-INSERT_READING = statement(
-    "INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) "
-    "VALUES (:meter_id, :seq, :interval_start, :interval_end, :payload, :received_at) "
-    "ON CONFLICT (meter_id, seq) DO NOTHING"
-)
 HEARD_VALUES = (
     "ON CONFLICT (meter_id) DO UPDATE SET reading_rx_at = excluded.reading_rx_at, "
     "last_interval_end = CASE WHEN meter_comm.last_interval_end IS NULL "
@@ -42,9 +38,23 @@ BULK_STORE = statement(
     "SELECT h->>0, CAST(h->>1 AS DOUBLE PRECISION), :rx FROM json_array_elements(CAST(:heard AS JSON)) AS h "
     + HEARD_VALUES + ") SELECT COUNT(*) FROM new"
 )
-HEARD = statement(
-    "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES (:meter_id, :end, :rx) " + HEARD_VALUES
-)
+ROWS_PER_STATEMENT = 100  # SQLite: the driver lets go of the interpreter lock once per statement, not per row
+
+
+@lru_cache(maxsize=2 * ROWS_PER_STATEMENT)
+def _rows_sql(kind: str, n: int) -> TextClause:
+    """SQLite's insert of ``n`` readings (``kind`` "readings": new rows only, deduplicated on (meter_id, seq))
+    or of ``n`` meters' last word ("heard") in one statement: the flush thread then waits for the MQTT
+    thread's interpreter lock once per ``n`` rows (once per row, the flush fell behind the MQTT thread)."""
+    if kind == "readings":
+        names, head, tail = ("meter_id", "seq", "interval_start", "interval_end", "payload", "received_at"), (
+            "INSERT INTO readings (meter_id, seq, interval_start, interval_end, payload, received_at) VALUES "), (
+            " ON CONFLICT (meter_id, seq) DO NOTHING")
+    else:
+        names, head, tail = ("meter_id", "end", "rx"), (
+            "INSERT INTO meter_comm (meter_id, last_interval_end, reading_rx_at) VALUES "), " " + HEARD_VALUES
+    values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in names) + ")" for i in range(n))
+    return statement(head + values + tail)
 STATUS = statement(
     "INSERT INTO meter_comm (meter_id, status, status_at, status_rx_at) VALUES (:meter_id, :status, :at, :rx) "
     "ON CONFLICT (meter_id) DO UPDATE SET status = excluded.status, status_at = excluded.status_at, "
@@ -115,14 +125,14 @@ class Readings(ReadingPartitions):
             return 0
         rx = to_epoch(received_at)
         rows = [
-            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(), _body(r.payload), rx)
+            (r.meter_id, r.seq, r.interval_start.timestamp(), r.interval_end.timestamp(),
+             r.payload if type(r.payload) is str else _body(r.payload), rx)
             for r in readings
         ]
         newest: dict[str, float] = {}
-        for r in readings:
-            end = r.interval_end.timestamp()
-            if newest.get(r.meter_id, float("-inf")) < end:
-                newest[r.meter_id] = end
+        for meter, _, _, end, _, _ in rows:  # epoch seconds taken once: an aware time's costs a conversion
+            if newest.get(meter, float("-inf")) < end:
+                newest[meter] = end
         heard = sorted(newest.items())  # sorted: a stable lock order between writers
         if self.partitioned:
             by_end = {r.interval_end: r for r in readings}  # a batch is mostly one window: check each end once
@@ -134,9 +144,18 @@ class Readings(ReadingPartitions):
             return int(self._scalar(BULK_STORE, {"rows": json.dumps([r[:5] for r in rows]), "rx": rx,
                                                  "heard": json.dumps(heard)}))
         with self.transaction():
-            new = self._executemany(INSERT_READING, rows)
-            self._executemany(HEARD, [(m, end, rx) for m, end in heard])
+            new = self._insert_rows("readings", rows)
+            self._insert_rows("heard", [(m, end, rx) for m, end in heard])
         return new
+
+    def _insert_rows(self, kind: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """``rows`` through :func:`_rows_sql`, ``ROWS_PER_STATEMENT`` to a statement; the rows changed."""
+        k = ROWS_PER_STATEMENT
+        whole = len(rows) - len(rows) % k
+        n = self._executemany(_rows_sql(kind, k), [tuple(chain.from_iterable(rows[i:i + k])) for i in range(0, whole, k)])
+        if whole < len(rows):
+            n += self._executemany(_rows_sql(kind, len(rows) - whole), [tuple(chain.from_iterable(rows[whole:]))])
+        return n
 
     def store_statuses(self, events: Sequence[StatusEvent], received_at: datetime) -> None:
         """Keep each meter's newest status by the meter's own time stamp (retained replays are older)."""

@@ -145,19 +145,11 @@ class Registrations(Database):
 
     def commissioning(self, meter_ids: Sequence[str]) -> dict[str, datetime]:
         """The known commissioning times of these meters (meters without one are left out)."""
-        out: dict[str, datetime] = {}
-        for chunk in chunks(list(meter_ids)):
-            for meter_id, at in self._query(COMMISSIONED, {"meter_ids": chunk}):
-                out[meter_id] = from_epoch(at)
-        return out
+        return {meter_id: from_epoch(at) for meter_id, at in self._rows_in(COMMISSIONED, list(meter_ids))}
 
     def concentrator_of(self, meter_ids: Sequence[str]) -> dict[str, str]:
         """The concentrator each of these meters is registered under (unregistered meters left out)."""
-        out: dict[str, str] = {}
-        for chunk in chunks(list(meter_ids)):
-            for meter_id, concentrator_id in self._query(CONCENTRATOR_OF, {"meter_ids": chunk}):
-                out[meter_id] = concentrator_id
-        return out
+        return dict(self._rows_in(CONCENTRATOR_OF, list(meter_ids)))
 
     def registration_count(self) -> int:
         return int(self._scalar(COUNT))

@@ -11,7 +11,7 @@ import pytest
 from polling import wait_for as wait_until
 
 from appliance.clock import iso
-from cloud.outage.collector import Collector
+from cloud.outage.collector import Collector, IntakeConfig
 from cloud.outage.evidence import judge
 from cloud.outage.model import MeterComm, MeterState
 from cloud.mqtt import disconnect, make_client, start_subscriber
@@ -263,3 +263,24 @@ def test_the_dead_letters_command_lists_the_newest(tmp_path, day_clock, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "2 dead letters; the newest 1:" and len(out) == 3
     assert out[2].split("\t")[1:3] == ["meters/m1/status", "not UTF-8"]
+
+
+@pytest.mark.parametrize("offset", [timedelta(hours=9), timedelta(0), timedelta(hours=-5)])
+def test_a_readings_time_bounds_are_exact_in_any_utc_offset(storage, day_clock, offset):
+    """Compared in the meter's own offset: up to the skew ahead is accepted, a second more is refused."""
+    from datetime import datetime, timezone
+
+    c = Collector(storage, day_clock, intake=IntakeConfig(skew=timedelta(seconds=10)))
+    tz = timezone(offset)
+
+    def at(end: datetime, seq: int, start: datetime | None = None) -> bytes:
+        return json.dumps({"meter_id": "m1", "seq": seq, "interval_start": (start or end - PERIOD).astimezone(tz).isoformat(),
+                           "interval_end": end.astimezone(tz).isoformat()}).encode()
+
+    latest = day_clock.now() + timedelta(seconds=10)
+    c.handle("meters/m1/interval", at(latest, 1))
+    c.handle("meters/m1/interval", at(latest + timedelta(seconds=1), 2))
+    c.handle("meters/m1/interval", at(latest, 3, start=datetime(2009, 12, 31, 23, 59, tzinfo=timezone.utc)))
+    c.flush()
+    assert storage.reading_keys() == [("m1", 1)]
+    assert c.stats.malformed == {"interval_end in the future": 1, "interval_start too old": 1}
