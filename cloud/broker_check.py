@@ -27,6 +27,8 @@ from appliance.config import MqttSection, load_mqtt_config
 from appliance.mqtt_settings import apply_settings
 from appliance.wire import MAX_BATCH_BYTES
 
+from .outage.collector import INFLIGHT_NEEDED
+
 WAIT = 5.0  # seconds for any one answer from the broker
 WILL_DELAY = 2  # seconds
 
@@ -57,6 +59,8 @@ class Link:
     clean_start: bool = True
     session_expiry: int = 0
     will: tuple[str, bytes, int] | None = None  # topic, payload, delay in seconds
+    manual_ack: bool = False  # acknowledge received messages only when told (as a collector does)
+    receive_maximum: int | None = None  # MQTT 5 Receive Maximum asked for in CONNECT
     connack: object | None = None  # the reason code
     session_present: bool = False
     max_packet_size: int | None = None  # as the broker's CONNACK says
@@ -69,7 +73,7 @@ class Link:
     def open(self) -> Link:
         name = self.client_id or self.settings.username or f"probe-{secrets.token_hex(4)}"
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=name, protocol=paho.MQTTv5,
-                                  reconnect_on_failure=False)
+                                  reconnect_on_failure=False, manual_ack=self.manual_ack)
         apply_settings(self.client, self.settings)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -82,6 +86,8 @@ class Link:
             self.client.will_set(self.will[0], self.will[1], qos=1, properties=props)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.session_expiry
+        if self.receive_maximum:
+            props.ReceiveMaximum = self.receive_maximum
         try:
             self.client.connect(self.settings.host, self.settings.port, keepalive=30, clean_start=self.clean_start,
                                 properties=props)
@@ -164,7 +170,7 @@ class Probe:
 
     def run(self) -> list[Result]:
         checks = [self.sign_in, self.refusals, self.persistent_session, self.will_delay, self.retained,
-                  self.shared_subscription, self.acl_denial, self.packet_size, self.takeover]
+                  self.shared_subscription, self.inflight_window, self.acl_denial, self.packet_size, self.takeover]
         results = []
         for check in checks:
             result = check()
@@ -295,6 +301,30 @@ class Probe:
         finally:
             for link in (*members, meter):
                 link.close()
+
+    def inflight_window(self) -> Result:
+        """A collector acknowledges a message only once its batch is committed: the broker must keep
+        sending while INFLIGHT_NEEDED messages wait unacknowledged, or the collector is held to a trickle."""
+        feature = "unacknowledged messages in flight"
+        topic, needed = f"meters/{self.meter}/interval", INFLIGHT_NEEDED
+        receiver = self._link(self.a.operators[0], manual_ack=True, receive_maximum=needed)  # as a collector asks
+        meter = self._link(self.a.meter)
+        try:
+            receiver.subscribe(topic)
+            sent = [meter.client.publish(topic, f"probe-window-{self.nonce}-{i}".encode(), qos=1) for i in range(needed)]
+            receiver.wait(lambda: len(receiver.payloads(topic)) >= needed, timeout=max(WAIT, needed / 500))
+            held = len(receiver.payloads(topic))
+            for m in list(receiver.messages):
+                receiver.client.ack(m.mid, m.qos)
+            sent[-1].wait_for_publish(WAIT)
+            if held < needed:
+                return Result(feature, False, f"the broker stopped at {held:,} unacknowledged messages to one "
+                                              f"subscriber; a collector needs {needed:,} (EMQX: mqtt.max_inflight)")
+            return Result(feature, True, f"{held:,} messages delivered to one subscriber before it acknowledged any "
+                                         f"(a collector needs {needed:,})")
+        finally:
+            receiver.close()
+            meter.close()
 
     def acl_denial(self) -> Result:
         """A publish outside the rules must be refused with a reason code. A subscription outside them

@@ -38,13 +38,18 @@ def make_client(broker: MqttSection, client_id: str | None = None, manual_ack: b
     return client
 
 
-def connect(client: paho.Client, broker: MqttSection, session_expiry_s: int = 0, timeout: float = 10.0) -> None:
+def connect(client: paho.Client, broker: MqttSection, session_expiry_s: int = 0, timeout: float = 10.0,
+            receive_maximum: int | None = None) -> None:
     """Connect and start the network thread; with ``session_expiry_s`` the broker keeps the session
-    (subscriptions and unacknowledged QoS 1 messages) while this client is away. Raises
-    :class:`BrokerRefused` with the reason when the broker refuses the account or TLS fails."""
+    (subscriptions and unacknowledged QoS 1 messages) while this client is away; ``receive_maximum``:
+    how many QoS 1 messages the broker may send before this client acknowledges one (MQTT 5
+    Receive Maximum; asked for explicitly, since a broker otherwise applies its own small default).
+    Raises :class:`BrokerRefused` with the reason when the broker refuses the account or TLS fails."""
     props = Properties(PacketTypes.CONNECT)
     if session_expiry_s:
         props.SessionExpiryInterval = session_expiry_s
+    if receive_maximum:
+        props.ReceiveMaximum = receive_maximum
     ready = threading.Event()
     refused: list[str] = []
     previous = client.on_connect
@@ -92,7 +97,7 @@ def disconnect(client: paho.Client) -> None:
 
 def start_subscriber(client: paho.Client, broker: MqttSection, topics: list[tuple[str, int]],
                      session_expiry_s: int = 0, timeout: float = 10.0,
-                     on_failure: Callable[[str], None] | None = None) -> None:
+                     on_failure: Callable[[str], None] | None = None, receive_maximum: int | None = None) -> None:
     """Connect, (re)subscribe on every connect, and return once the broker granted the subscription.
 
     A resumed persistent session already holds the subscription, and the broker sends its backlog
@@ -120,7 +125,7 @@ def start_subscriber(client: paho.Client, broker: MqttSection, topics: list[tupl
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
-    connect(client, broker, session_expiry_s=session_expiry_s, timeout=timeout)
+    connect(client, broker, session_expiry_s=session_expiry_s, timeout=timeout, receive_maximum=receive_maximum)
     client.on_connect = on_connect  # resubscribe after every reconnect
     if resumed.is_set():
         subscribed.set()  # from here on a refusal is reported through on_failure

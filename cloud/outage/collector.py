@@ -40,6 +40,12 @@ TOPICS = ("meters/+/interval", "concentrators/+/batch", "meters/+/status", "mete
 MAX_TOPIC = 200  # characters of a topic kept with a dead letter
 PRUNE_EVERY = timedelta(minutes=1)
 FLUSH_AHEAD = 4  # batches received ahead of the database before the MQTT thread waits for it
+BATCH_SIZE = 2000  # messages committed together (and only then acknowledged)
+# A message is acknowledged once its batch is committed, so the broker must let this many go unacknowledged
+# to one collector (MQTT 5 Receive Maximum, EMQX's max_inflight); fewer, and the collector waits for its
+# flush timer instead of a full batch.
+INFLIGHT_NEEDED = FLUSH_AHEAD * BATCH_SIZE
+MAX_RECEIVE = 65535  # MQTT 5's largest Receive Maximum
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class Timing:
 
 class Collector:
     def __init__(self, storage: Storage, clock: Clock, timing: Timing | None = None,
-                 batch_size: int = 2000, flush_interval_s: float = 0.2, intake: IntakeConfig | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, flush_interval_s: float = 0.2, intake: IntakeConfig | None = None) -> None:
         self.storage = storage
         self.clock = clock
         self.timing = timing or Timing()
@@ -420,7 +426,8 @@ class Collector:
         self._flusher = threading.Thread(target=self._flush_loop, name="collector-flush", daemon=True)
         self._flusher.start()
         start_subscriber(client, broker, [(prefix + t, qos) for t in TOPICS],
-                         session_expiry_s=session_expiry_s if persistent else 0, on_failure=self.fail)
+                         session_expiry_s=session_expiry_s if persistent else 0, on_failure=self.fail,
+                         receive_maximum=min(FLUSH_AHEAD * self.batch_size, MAX_RECEIVE))
 
     def fail(self, reason: str) -> None:
         """The collector cannot go on (its MQTT thread is gone, its subscription refused)."""

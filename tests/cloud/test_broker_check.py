@@ -15,7 +15,8 @@ from smartmeter.cli import main
 PROBE = (Party("meter", "PROBE-0001"), Party("company", "PROBE-CO"), Party("operator", "probe-op-1"),
          Party("operator", "probe-op-2"))
 FEATURES = ["MQTT 5 sign-in", "refusals say why", "persistent session", "will delay", "retained messages",
-            "shared subscriptions", "topic rules (ACL)", "packet size limit", "client id takeover"]
+            "shared subscriptions", "unacknowledged messages in flight", "topic rules (ACL)", "packet size limit",
+            "client id takeover"]
 
 
 def check(capsys, folder: Path) -> tuple[int, dict[str, str]]:

@@ -19,6 +19,7 @@ from pyhocon import ConfigFactory
 from cloud import emqx_acl
 from cloud.broker import MAX_PACKET_SIZE, BrokerDir, BrokerSetup, Party
 from cloud.broker_check import Link
+from cloud.outage.collector import INFLIGHT_NEEDED
 from devkit.mosquitto import LocalMosquitto
 from smartmeter.cli import main
 
@@ -35,6 +36,7 @@ def conf():
 
 def test_emqx_conf_reads_as_hocon_and_names_the_projects_limits(conf):
     assert conf.get("mqtt.max_packet_size") == MAX_PACKET_SIZE
+    assert conf.get("mqtt.max_inflight") >= INFLIGHT_NEEDED  # a collector acknowledges after its commit
     assert conf.get("mqtt.use_username_as_clientid") is True
     assert conf.get("authorization.no_match") == "deny"
     assert [s["type"] for s in conf.get("authorization.sources")] == ["file"]
