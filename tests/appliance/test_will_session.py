@@ -5,44 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-from paho.mqtt.packettypes import PacketTypes
+from mqtt_wire import parse_connect, read_connect
 from paho.mqtt.properties import Properties
 
 from appliance.clock import SystemClock
 from appliance.mqtt import MqttUplink
-
-
-def _read_connect(server: socket.socket) -> bytes:
-    conn, _ = server.accept()
-    with conn:
-        conn.settimeout(5)
-        head = conn.recv(1)
-        assert head == b"\x10", "the first packet is CONNECT"
-        length, multiplier = 0, 1
-        while True:
-            byte = conn.recv(1)[0]
-            length += (byte & 0x7F) * multiplier
-            multiplier *= 128
-            if not byte & 0x80:
-                break
-        body = b""
-        while len(body) < length:
-            body += conn.recv(length - len(body))
-        return body
-
-
-def _parse(body: bytes) -> tuple[int, Properties, Properties]:
-    """Connect flags, CONNECT properties and will properties (MQTT 5, 3.1.2 and 3.1.3)."""
-    assert body[:7] == b"\x00\x04MQTT\x05"
-    flags = body[7]
-    props = Properties(PacketTypes.CONNECT)
-    used = props.unpack(body[10:])[1]
-    rest = body[10 + used:]
-    client_len = int.from_bytes(rest[:2], "big")
-    rest = rest[2 + client_len:]
-    will = Properties(PacketTypes.WILLMESSAGE)
-    will.unpack(rest)
-    return flags, props, will
 
 
 def _connect_of(meter: str, will_delay: int) -> tuple[int, Properties, Properties]:
@@ -52,7 +19,7 @@ def _connect_of(meter: str, will_delay: int) -> tuple[int, Properties, Propertie
     uplink = MqttUplink(meter, "127.0.0.1", server.getsockname()[1], SystemClock(), will_delay=will_delay)
     uplink.start()
     try:
-        return _parse(_read_connect(server))
+        return parse_connect(read_connect(server))
     finally:
         uplink.client.loop_stop()
         server.close()

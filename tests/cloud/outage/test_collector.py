@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from datetime import timedelta
 
+from mqtt_wire import parse_connect, read_connect
 from polling import wait_for as wait_until
 
-from cloud.outage.collector import Collector, Timing
-from cloud.outage.model import Area, Registration
 from appliance.clock import iso
+from appliance.config import MqttSection
+from cloud.mqtt import BrokerRefused
+from cloud.outage.collector import FLUSH_AHEAD, Collector, Timing
+from cloud.outage.model import Area, Registration
+from cloud.outage.storage import open_storage
 
 PERIOD = timedelta(minutes=30)
 
@@ -106,7 +112,6 @@ def test_no_communication_list_after_grace(broker, publisher, storage, day_clock
 
 
 def test_two_collectors_on_a_shared_subscription_neither_lose_nor_double_count(broker, publisher, storage_url, day_clock):
-    from cloud.outage.storage import open_storage
 
     stores = [open_storage(storage_url), open_storage(storage_url)]
     collectors = [Collector(s, day_clock, flush_interval_s=0.05, batch_size=200) for s in stores]
@@ -156,7 +161,6 @@ def test_two_collector_processes_split_the_load_and_neither_lose_nor_double_coun
     import subprocess
     import sys
 
-    from cloud.outage.storage import open_storage
 
     url = f"sqlite:///{tmp_path / 'outage.db'}"
     open_storage(url).close()  # the schema exists before both processes start
@@ -217,3 +221,29 @@ def test_a_meters_contract_state_keeps_the_newest_and_refuses_a_malformed_one(st
     assert state.pending[0]["switch"] == {"weekly": [{"day": "fri", "at": "18:00"}]}
     assert storage.contract_state("m2") is None
     assert c.stats.contract_states == 2 and len(storage.dead_letters()) == 3
+
+
+def test_the_collector_asks_the_broker_to_send_four_batches_ahead_of_its_acknowledgements(tmp_path, day_clock):
+    """It acknowledges a message only once its batch is committed: without an explicit MQTT 5 Receive
+    Maximum a broker sends a few messages (Mosquitto 20, EMQX 32) and waits, and the collector trickles."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    collector = Collector(open_storage(f"sqlite:///{tmp_path / 'o.db'}"), day_clock, batch_size=500)
+    caught: list[BaseException] = []
+
+    def start():
+        try:
+            collector.start(MqttSection(host="127.0.0.1", port=server.getsockname()[1]), persistent=True)
+        except (BrokerRefused, TimeoutError) as exc:  # no broker answers here: the CONNECT is all this test wants
+            caught.append(exc)
+
+    starter = threading.Thread(target=start, daemon=True)
+    starter.start()
+    try:
+        _, props, _ = parse_connect(read_connect(server))
+    finally:
+        server.close()
+        starter.join(15)
+        collector.stop(flush=False)
+    assert props.ReceiveMaximum == FLUSH_AHEAD * 500
+    assert caught  # and it said so rather than hanging
